@@ -1,0 +1,617 @@
+"""The Distiller: a `keras.Model` that trains a student to mimic a teacher."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_kd import compat
+from keras_kd import validation
+from keras_kd.losses.kl_divergence import KLDivergence
+from keras_kd.views import FINAL_OUTPUT
+from keras_kd.views import OutputView
+
+TEACHER_OUTPUTS = ("logits", "probabilities")
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class Distiller(keras.Model):
+    """Trains a student on labels and on a frozen teacher's outputs.
+
+    For each batch, with student logits `s` and teacher logits `t`:
+
+    ```
+    loss = alpha * student_loss(y, s)
+         + (1 - alpha) * sum_i(weight_i * term_i(t, s, y))
+         + the student's regularization losses
+    ```
+
+    `student_loss` is the `loss` given to `compile()`, with all its Keras
+    conventions (sparse or one-hot labels, `from_logits`, `ignore_class`,
+    reduction). Each term is a `keras_kd.losses.DistillationTerm`; the default
+    is one `KLDivergence` term, Hinton's `T² · KL(softmax(t/T) ‖ softmax(s/T))`.
+    Sample weights and `class_weight` apply to every part of the loss with
+    Keras's `"sum_over_batch_size"` reduction.
+
+    The temperature, `alpha` and every term's weight are live: variables read
+    inside the compiled step, reachable by name through `live_variables`, so a
+    schedule or a plain assignment changes the loss from the next step on
+    without retracing, with `jit_compile=True` too.
+
+    The teacher is frozen: it is made non-trainable and always called with
+    `training=False`, so its weights and BatchNorm statistics never change.
+    Calling the distiller (or `predict`) runs the student alone.
+
+    History logs `loss`, `student_loss` (before weighting), one `<name>_loss`
+    per term (before weighting), the compiled metrics on the student's
+    outputs, and their `val_` twins; all are exact under `tf.distribute`.
+
+    Args:
+        teacher: A trained `keras.Model` that outputs logits.
+        student: The `keras.Model` to train; it outputs logits of the same
+            shape as the teacher's.
+        temperature: Positive float, the softening temperature `T` shared by
+            the logit terms. Defaults to `4.0`.
+        alpha: Float in [0, 1], the weight of the student loss. Defaults to
+            `0.1` (or `student_loss_weight`, see below).
+        terms: A `DistillationTerm` or a list of them. Each needs a unique
+            `name`. Defaults to `[keras_kd.losses.KLDivergence()]`.
+        teacher_outputs: `"logits"`, or `"probabilities"` for a teacher that
+            ends in a softmax: its outputs are then turned into log-probabilities,
+            which soften exactly like logits. Defaults to `"logits"`.
+        distillation_losses: Same as `terms`, for code written for
+            `keras.distillation`; `keras.distillation.LogitsDistillation`
+            objects are converted to the equivalent keras_kd term.
+        distillation_loss_weights: Optional list of floats, one weight per
+            entry of `distillation_losses`. Defaults to `None` (all `1.0`).
+        student_loss_weight: Same as `alpha`, for `keras.distillation` code.
+            When `distillation_losses` is given and neither this nor `alpha`
+            is, `alpha` is `0.5`, `keras.distillation`'s default.
+        name: String, the model's name. Defaults to `"distiller"`.
+        **kwargs: Other `keras.Model` arguments.
+
+    Example:
+
+    ```python
+    distiller = keras_kd.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+    distiller.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    ).fit(train_ds, validation_data=val_ds, epochs=3)
+    distiller.temperature.assign(2.0)  # takes effect at the next step
+    student = distiller.student
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        temperature=4.0,
+        alpha=None,
+        terms=None,
+        teacher_outputs="logits",
+        distillation_losses=None,
+        distillation_loss_weights=None,
+        student_loss_weight=None,
+        name="distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        _check_models(teacher, student)
+        temperature = validation.check_temperature(temperature)
+        alpha = _resolve_alpha(alpha, student_loss_weight, distillation_losses)
+        terms = _resolve_terms(
+            terms, distillation_losses, distillation_loss_weights
+        )
+        if teacher_outputs not in TEACHER_OUTPUTS:
+            raise ValueError(
+                f"Argument `teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
+                f"Received: teacher_outputs={teacher_outputs!r}"
+            )
+        _check_ends_in_logits(teacher, "teacher", teacher_outputs)
+        _check_ends_in_logits(student, "student", "logits")
+        _check_output_shapes(teacher, student)
+
+        teacher.trainable = False
+        self.teacher = teacher
+        self.student = student
+        self.terms = terms
+        self.teacher_outputs = teacher_outputs
+        self._temperature_variable = self._live_weight("temperature", temperature)
+        self._alpha_variable = self._live_weight("alpha", alpha)
+        self._teacher_view = OutputView(
+            teacher, [term.teacher_layer for term in terms], "teacher"
+        )
+        self._student_view = OutputView(
+            student, [term.student_layer for term in terms], "student"
+        )
+        self._student_loss = None
+        self._student_loss_config = None
+        self._total_tracker = keras.metrics.Mean(name="loss")
+        self._student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self._term_trackers = [
+            keras.metrics.Mean(name=f"{term.name}_loss") for term in terms
+        ]
+        if teacher.built and student.built:
+            self.built = True
+
+    def _live_weight(self, name, value):
+        return self.add_weight(
+            name=name,
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(value),
+            trainable=False,
+        )
+
+    # Live state ------------------------------------------------------------
+
+    @property
+    def temperature(self):
+        """The shared temperature, a non-trainable `keras.Variable`."""
+        return self._temperature_variable
+
+    @temperature.setter
+    def temperature(self, value):
+        self.set_live_value("temperature", value)
+
+    @property
+    def alpha(self):
+        """The weight of the student loss, a non-trainable `keras.Variable`."""
+        return self._alpha_variable
+
+    @alpha.setter
+    def alpha(self, value):
+        self.set_live_value("alpha", value)
+
+    @property
+    def live_variables(self):
+        """Every live value by name: a dict of `keras.Variable`s.
+
+        Keys: `"temperature"`, `"alpha"`, `"<term>_weight"` for every term and
+        `"<term>_temperature"` for every term with its own temperature.
+        """
+        variables = {
+            "temperature": self._temperature_variable,
+            "alpha": self._alpha_variable,
+        }
+        for term in self.terms:
+            variables[f"{term.name}_weight"] = term.weight
+            if term.temperature is not None:
+                variables[f"{term.name}_temperature"] = term.temperature
+        return variables
+
+    def set_live_value(self, name, value):
+        """Checks `value` and assigns it to the live variable `name`.
+
+        Args:
+            name: A key of `live_variables`, e.g. `"temperature"`, `"alpha"`
+                or `"kl_weight"`.
+            value: The new value; temperatures must be finite and > 0, alpha
+                in [0, 1], weights finite and >= 0.
+
+        Returns:
+            The value assigned, as a float.
+        """
+        variables = self.live_variables
+        if name not in variables:
+            raise ValueError(
+                f"Unknown live value name: {name!r}. "
+                f"Available names: {sorted(variables)}"
+            )
+        if name.endswith("temperature"):
+            value = validation.check_temperature(value, name)
+        elif name == "alpha":
+            value = validation.check_alpha(value, name)
+            if value > 0 and self.compiled and self._student_loss is None:
+                raise ValueError(
+                    "Argument `alpha` must be 0 when `compile()` was given no "
+                    f"student `loss`. Received: alpha={value}"
+                )
+        else:
+            value = validation.check_weight(value, name)
+        variables[name].assign(value)
+        return value
+
+    # Compilation -----------------------------------------------------------
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Configures the distiller for training; returns the distiller.
+
+        Args:
+            optimizer: An optimizer or its name. It is wrapped in a
+                `keras.optimizers.LossScaleOptimizer` when the student computes
+                in float16. Defaults to `"adam"`.
+            loss: The student loss on the labels, e.g.
+                `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`
+                (a loss object, function or name). Required when `alpha > 0`.
+                Defaults to `None`.
+            metrics: Metrics computed on the student's outputs, as in
+                `keras.Model.compile`. Defaults to `None`.
+            **kwargs: Other `keras.Model.compile` arguments (`run_eagerly`,
+                `jit_compile`, `steps_per_execution`, `weighted_metrics`...).
+
+        Returns:
+            The distiller itself, so that `compile(...).fit(...)` chains.
+        """
+        if kwargs.get("loss_weights") is not None:
+            raise ValueError(
+                "Argument `loss_weights` is not used by the Distiller: weigh "
+                "the student loss with `alpha` and the terms with their "
+                "`weight`. Received: loss_weights="
+                f"{kwargs['loss_weights']!r}"
+            )
+        alpha = float(ops.convert_to_numpy(self._alpha_variable))
+        if loss is None and alpha > 0:
+            raise ValueError(
+                "Argument `loss` (the student loss) is required when alpha > 0. "
+                "Pass e.g. loss=keras.losses.SparseCategoricalCrossentropy("
+                "from_logits=True), or build the Distiller with alpha=0 for "
+                f"pure distillation. Received: loss=None, alpha={alpha}"
+            )
+        optimizer = keras.optimizers.get(optimizer)
+        if _computes_in_float16(self.student) and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._student_loss = _as_loss_object(loss)
+        self._student_loss_config = loss
+        return self
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config["loss"] = keras.saving.serialize_keras_object(
+                self._student_loss_config
+            )
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        metrics = [self._total_tracker]
+        if self._student_loss is not None:
+            metrics.append(self._student_loss_tracker)
+        metrics.extend(self._term_trackers)
+        if getattr(self, "_compile_metrics", None) is not None:
+            metrics.append(self._compile_metrics)
+        return metrics
+
+    # Steps -----------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            student_logits, loss = self._forward(
+                x, y, sample_weight, training=True
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        trainable_variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, trainable_variables))
+        return self.compute_metrics(x, y, student_logits, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        student_logits, _ = self._forward(x, y, sample_weight, training=False)
+        return self.compute_metrics(x, y, student_logits, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics on the student's outputs.
+
+        Rows whose label is the student loss's `ignore_class` (unlabeled
+        rows) do not count. Without labels, only the losses are reported.
+        """
+        compiled = getattr(self, "_compile_metrics", None)
+        if compiled is not None and y is not None:
+            compiled.update_state(
+                y, y_pred, self._labeled_rows_weight(y, sample_weight)
+            )
+        return self.get_metrics_result()
+
+    def _forward(self, x, y, sample_weight, training):
+        """Runs both models once; returns the student logits and the loss.
+
+        The loss is scaled for `tf.distribute` as Keras scales its own (each
+        replica's share of the global mean), and the logged values are the
+        unscaled ones, so both match a single-device run.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        teacher_outputs = {
+            key: ops.stop_gradient(value)
+            for key, value in self._teacher_view(x, training=False).items()
+        }
+        if self.teacher_outputs == "probabilities":
+            teacher_outputs[FINAL_OUTPUT] = ops.log(
+                ops.cast(teacher_outputs[FINAL_OUTPUT], "float32")
+            )
+        student_outputs = self._student_view(x, training=training)
+        student_logits = student_outputs[FINAL_OUTPUT]
+        _check_logit_shapes(teacher_outputs[FINAL_OUTPUT], student_logits)
+        batch_size = ops.shape(student_logits)[0]
+        if sample_weight is not None:
+            sample_weight = ops.reshape(
+                ops.cast(sample_weight, "float32"), (-1,)
+            )
+
+        loss = ops.zeros((), "float32")
+        if y is None:
+            self._check_alpha_without_labels()
+        elif self._student_loss is not None:
+            student_loss = self._compute_student_loss(
+                y, student_logits, sample_weight
+            )
+            self._student_loss_tracker.update_state(
+                student_loss * replicas, sample_weight=batch_size
+            )
+            loss += self._alpha_variable * student_loss
+
+        distillation = ops.zeros((), "float32")
+        for term, tracker in zip(self.terms, self._term_trackers):
+            temperature = (
+                self._temperature_variable
+                if term.temperature is None
+                else term.temperature
+            )
+            per_example = term.compute(
+                teacher_outputs[term.teacher_layer],
+                student_outputs[term.student_layer],
+                y,
+                temperature,
+            )
+            value = _sum_over_batch_size(per_example, sample_weight) / replicas
+            tracker.update_state(value * replicas, sample_weight=batch_size)
+            distillation += term.weight * value
+        loss += (1.0 - self._alpha_variable) * distillation
+
+        regularization = self.student.losses
+        for term in self.terms:
+            regularization = regularization + term.losses
+        if regularization:
+            loss += ops.cast(ops.sum(regularization), "float32") / replicas
+        self._total_tracker.update_state(
+            loss * replicas, sample_weight=batch_size
+        )
+        return student_logits, loss
+
+    def _compute_student_loss(self, y, student_logits, sample_weight):
+        try:
+            return ops.cast(
+                self._student_loss(
+                    y, student_logits, sample_weight=sample_weight
+                ),
+                "float32",
+            )
+        except (ValueError, tf.errors.InvalidArgumentError) as error:
+            raise ValueError(
+                "The labels do not fit the student loss "
+                f"`{self._student_loss.name}`: labels of shape "
+                f"{tuple(y.shape)} and dtype {y.dtype}, student outputs of "
+                f"shape {tuple(student_logits.shape)}. Integer class ids need "
+                "`SparseCategoricalCrossentropy`, one-hot labels "
+                f"`CategoricalCrossentropy`. Keras said: {error}"
+            ) from error
+
+    def _check_alpha_without_labels(self):
+        # Runs while the step is traced, before any step: reads the current
+        # alpha outside the graph.
+        with tf.init_scope():
+            alpha = float(ops.convert_to_numpy(self._alpha_variable))
+        if alpha > 0:
+            raise ValueError(
+                "The data carries no labels, so alpha must be 0 (pure "
+                "distillation). Build the Distiller with alpha=0, or yield "
+                f"(x, y) batches. Received: alpha={alpha}"
+            )
+
+    def _labeled_rows_weight(self, y, sample_weight):
+        ignore_class = getattr(self._student_loss, "ignore_class", None)
+        if ignore_class is None or len(y.shape) == 0:
+            return sample_weight
+        labeled = ops.cast(
+            ops.not_equal(ops.reshape(y, (-1,)), ignore_class), "float32"
+        )
+        return labeled if sample_weight is None else labeled * sample_weight
+
+    # Serialization ---------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "temperature": float(ops.convert_to_numpy(self.temperature)),
+            "alpha": float(ops.convert_to_numpy(self.alpha)),
+            "terms": [keras.saving.serialize_keras_object(t) for t in self.terms],
+            "teacher_outputs": self.teacher_outputs,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects
+            )
+        config["terms"] = [
+            keras.saving.deserialize_keras_object(
+                term, custom_objects=custom_objects
+            )
+            for term in config["terms"]
+        ]
+        return cls(**config)
+
+
+def _sum_over_batch_size(per_example, sample_weight):
+    """Keras's default reduction: `sum(values * sample_weight) / batch_size`."""
+    per_example = ops.cast(per_example, "float32")
+    if sample_weight is not None:
+        per_example = per_example * sample_weight
+    return ops.sum(per_example) / ops.cast(ops.size(per_example), "float32")
+
+
+class _LossFunction(keras.losses.Loss):
+    """Gives a plain loss function Keras's reduction and sample weights."""
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "student_loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def _as_loss_object(loss):
+    if loss is None or isinstance(loss, keras.losses.Loss):
+        return loss
+    loss_fn = keras.losses.get(loss)
+    if loss_fn is None or not callable(loss_fn):
+        raise ValueError(
+            "Argument `loss` must be a keras.losses.Loss, a loss function or "
+            f"its name. Received: loss={loss!r}"
+        )
+    if isinstance(loss_fn, keras.losses.Loss):
+        return loss_fn
+    return _LossFunction(loss_fn)
+
+
+def _resolve_alpha(alpha, student_loss_weight, distillation_losses):
+    if alpha is not None and student_loss_weight is not None:
+        raise ValueError(
+            "Pass either `alpha` or its keras.distillation name "
+            "`student_loss_weight`, not both. Received: "
+            f"alpha={alpha}, student_loss_weight={student_loss_weight}"
+        )
+    if student_loss_weight is not None:
+        return validation.check_alpha(student_loss_weight, "student_loss_weight")
+    if alpha is None:
+        # keras.distillation code keeps keras.distillation's default weight.
+        alpha = 0.5 if distillation_losses is not None else 0.1
+    return validation.check_alpha(alpha)
+
+
+def _resolve_terms(terms, distillation_losses, distillation_loss_weights):
+    if terms is not None and distillation_losses is not None:
+        raise ValueError(
+            "Pass either `terms` or its keras.distillation name "
+            "`distillation_losses`, not both."
+        )
+    if terms is None:
+        terms = distillation_losses
+    if terms is None:
+        terms = [KLDivergence()]
+    if not isinstance(terms, (list, tuple)):
+        terms = [terms]
+    terms = [compat.to_term(term) for term in terms]
+    if not terms:
+        raise ValueError(
+            "Argument `terms` must hold at least one distillation term. "
+            "Received: terms=[]"
+        )
+    if distillation_loss_weights is not None:
+        if len(distillation_loss_weights) != len(terms):
+            raise ValueError(
+                "Argument `distillation_loss_weights` must have one weight "
+                f"per distillation loss ({len(terms)}). Received: "
+                f"distillation_loss_weights={distillation_loss_weights}"
+            )
+        for term, weight in zip(terms, distillation_loss_weights):
+            term.weight.assign(
+                validation.check_weight(weight, "distillation_loss_weights")
+            )
+    names = [term.name for term in terms]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Each term needs a unique `name` (logged as `<name>_loss`); "
+            f"{duplicates} is used more than once. Pass e.g. "
+            f"KLDivergence(name='kl_t2'). Received names: {names}"
+        )
+    return terms
+
+
+def _check_models(teacher, student):
+    for role, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise ValueError(
+                f"Argument `{role}` must be a keras.Model. "
+                f"Received: {role}={model!r} of type {type(model).__name__}"
+            )
+    if teacher is student:
+        raise ValueError(
+            "Arguments `teacher` and `student` must be two different models "
+            f"(the teacher is frozen, the student trained). Received the same "
+            f"model {teacher.name!r} for both."
+        )
+
+
+def _final_activation(model):
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    last = layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", None)
+
+
+def _check_ends_in_logits(model, role, outputs):
+    if outputs == "logits" and _final_activation(model) == "softmax":
+        fix = (
+            "pass teacher_outputs='probabilities' (they are then used as "
+            "log-probabilities), or remove the softmax"
+            if role == "teacher"
+            else "remove the softmax (losses take from_logits=True)"
+        )
+        raise ValueError(
+            f"The {role} {model.name!r} ends in a softmax: it outputs "
+            f"probabilities, and distillation needs logits. To fix: {fix}."
+        )
+
+
+def _static_output_shape(model):
+    try:
+        return tuple(model.output.shape)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _check_output_shapes(teacher, student):
+    teacher_shape = _static_output_shape(teacher)
+    student_shape = _static_output_shape(student)
+    if teacher_shape is None or student_shape is None:
+        return  # Checked on the first batch instead.
+    if teacher_shape[1:] != student_shape[1:]:
+        raise ValueError(
+            "The teacher and the student must output logits of the same "
+            f"shape. Received: teacher output shape {teacher_shape}, student "
+            f"output shape {student_shape}"
+        )
+
+
+def _check_logit_shapes(teacher_logits, student_logits):
+    if tuple(teacher_logits.shape[1:]) != tuple(student_logits.shape[1:]):
+        raise ValueError(
+            "The teacher and the student must output logits of the same "
+            f"shape. Received: teacher output shape "
+            f"{tuple(teacher_logits.shape)}, student output shape "
+            f"{tuple(student_logits.shape)}"
+        )
+
+
+def _computes_in_float16(model):
+    return any(
+        layer.compute_dtype == "float16" for layer in [model] + model.layers
+    )

@@ -1,0 +1,50 @@
+"""Hinton's distillation term: T² · KL(teacher ‖ student) at temperature T."""
+
+import keras
+from keras import ops
+
+from keras_kd.losses.base import DistillationTerm
+from keras_kd.losses.softening import softened_log_probabilities
+from keras_kd.losses.softening import weighted_log_sum
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class KLDivergence(DistillationTerm):
+    """`T² · KL(softmax(t / T) ‖ softmax(s / T))` per example.
+
+    The Kullback-Leibler divergence from the temperature-softened student
+    distribution to the teacher's (Hinton et al., 2015). Multiplying by `T²`
+    keeps the gradient's scale independent of the temperature. Computed from
+    log-softmax in float32; classes masked with `-inf` logits in the teacher
+    contribute exactly 0.
+
+    Args:
+        weight: Non-negative float, the term's weight. Defaults to `1.0`.
+        temperature: Optional positive float; `None` shares the `Distiller`'s
+            temperature. Defaults to `None`.
+        name: String, logged as `<name>_loss`. Defaults to `"kl"`.
+        **kwargs: Other `DistillationTerm` arguments.
+
+    Example:
+
+    ```python
+    distiller = keras_kd.Distiller(
+        teacher, student, terms=[keras_kd.losses.KLDivergence(weight=1.0)]
+    )
+    ```
+    """
+
+    default_name = "kl"
+
+    def compute(self, teacher_outputs, student_outputs, labels, temperature):
+        teacher_log_probs = softened_log_probabilities(
+            teacher_outputs, temperature
+        )
+        student_log_probs = softened_log_probabilities(
+            student_outputs, temperature
+        )
+        teacher_probs = ops.exp(teacher_log_probs)
+        kl = weighted_log_sum(
+            teacher_probs, teacher_log_probs
+        ) - weighted_log_sum(teacher_probs, student_log_probs)
+        return ops.square(ops.cast(temperature, "float32")) * kl
