@@ -309,8 +309,10 @@ class Distiller(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on the student's outputs.
 
-        Rows whose label is the student loss's `ignore_class` (unlabeled
-        rows) do not count. Without labels, only the losses are reported.
+        As in Keras, `metrics` count every row and `weighted_metrics` apply the
+        sample weights; rows whose label is the student loss's `ignore_class`
+        (unlabeled rows) get weight 0 there. Without labels, only the losses
+        are reported.
         """
         compiled = getattr(self, "_compile_metrics", None)
         if compiled is not None and y is not None:

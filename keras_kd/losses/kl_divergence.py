@@ -43,8 +43,7 @@ class KLDivergence(DistillationTerm):
         student_log_probs = softened_log_probabilities(
             student_outputs, temperature
         )
-        teacher_probs = ops.exp(teacher_log_probs)
         kl = weighted_log_sum(
-            teacher_probs, teacher_log_probs
-        ) - weighted_log_sum(teacher_probs, student_log_probs)
+            ops.exp(teacher_log_probs), teacher_log_probs - student_log_probs
+        )
         return ops.square(ops.cast(temperature, "float32")) * kl
