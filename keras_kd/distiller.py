@@ -584,10 +584,8 @@ def _check_ends_in_logits(model, role, outputs):
 
 
 def _static_output_shape(model):
-    try:
-        return tuple(model.output.shape)
-    except (AttributeError, ValueError):
-        return None
+    outputs = getattr(model, "outputs", None)  # Functional and Sequential.
+    return tuple(outputs[0].shape) if outputs else None
 
 
 def _check_output_shapes(teacher, student):

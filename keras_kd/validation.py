@@ -4,9 +4,9 @@ import math
 
 
 def _as_float(value, argument):
-    if isinstance(value, bool):
-        value = None
     try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError(value)
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(

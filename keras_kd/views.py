@@ -40,12 +40,9 @@ class OutputView:
 
 
 def _multi_output_model(model, layer_names, role):
-    try:
-        inputs = model.inputs
-        output = model.output
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
+    inputs = getattr(model, "inputs", None)
+    outputs = getattr(model, "outputs", None)
+    if not inputs or not outputs:
         raise ValueError(
             f"The {role} must be a Functional or Sequential model (built with "
             "`keras.Input`) for a term to read its layer outputs. "
@@ -59,4 +56,4 @@ def _multi_output_model(model, layer_names, role):
             f"Available layer names: {available}"
         )
     extra = [model.get_layer(name).output for name in layer_names]
-    return keras.Model(inputs, [output] + extra, name=f"{model.name}_view")
+    return keras.Model(inputs, [outputs[0]] + extra, name=f"{model.name}_view")

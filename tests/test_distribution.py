@@ -1,0 +1,83 @@
+"""MirroredStrategy with 2 replicas gives the single-device losses, metrics and update."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from tests.conftest import make_data, make_mlp
+
+GLOBAL_BATCH = 16
+
+
+def _dataset():
+    x, y = make_data(n=4 * GLOBAL_BATCH, seed=11)
+    weights = np.random.default_rng(12).uniform(0.2, 2.0, len(x)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(GLOBAL_BATCH), (x, y)
+
+
+def _run(strategy, build_distiller, loss, epochs=2):
+    dataset, (x, y) = _dataset()
+    with strategy.scope():
+        distiller = build_distiller(make_mlp(32, seed=1), make_mlp(8, seed=2))
+        distiller.compile(
+            optimizer=keras.optimizers.SGD(0.2),
+            loss=loss,
+            metrics=["accuracy"],
+            weighted_metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="wce")],
+        )
+    history = distiller.fit(dataset, epochs=epochs, validation_data=dataset, verbose=0)
+    weights = [w.numpy() for w in distiller.student.weights]
+    return history.history, weights
+
+
+def _keras_kd(teacher, student):
+    terms = [keras_kd.losses.KLDivergence(), keras_kd.losses.LogitMSE(weight=0.1)]
+    return keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.4, terms=terms)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [keras.losses.SparseCategoricalCrossentropy(from_logits=True), "sparse_categorical_crossentropy"],
+    ids=["loss_object", "string_loss"],
+)
+def test_two_replicas_equal_one_device(loss):
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    assert mirrored.num_replicas_in_sync == 2
+    one_logs, one_weights = _run(tf.distribute.get_strategy(), _keras_kd, loss)
+    two_logs, two_weights = _run(mirrored, _keras_kd, loss)
+    assert sorted(one_logs) == sorted(two_logs)
+    assert {"loss", "student_loss", "kl_loss", "logit_mse_loss", "accuracy", "wce", "val_loss"} <= set(one_logs)
+    for key in one_logs:
+        np.testing.assert_allclose(two_logs[key], one_logs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    for a, b in zip(one_weights, two_weights):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.upstream
+def test_keras_distillation_misreports_under_two_replicas():
+    """Documents keras.distillation (PEER.md): its per-part losses come out ×½."""
+    devices = tf.config.list_logical_devices("CPU")
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+    def peer(teacher, student):
+        return keras.distillation.Distiller(
+            teacher, student,
+            distillation_losses=keras.distillation.LogitsDistillation(3.0, loss=keras.losses.KLDivergence()),
+            student_loss_weight=0.4,
+        )
+
+    dataset, _ = _dataset()
+    logs = {}
+    for label, strategy in (("one", tf.distribute.get_strategy()), ("two", mirrored)):
+        with strategy.scope():
+            distiller = peer(make_mlp(32, seed=1), make_mlp(8, seed=2))
+            distiller.compile(
+                optimizer=keras.optimizers.SGD(0.0),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+        logs[label] = distiller.evaluate(dataset.map(lambda x, y, w: (x, y)), return_dict=True, verbose=0)
+    np.testing.assert_allclose(logs["two"]["student_loss"], 0.5 * logs["one"]["student_loss"], rtol=1e-4)

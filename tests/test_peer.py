@@ -1,0 +1,110 @@
+"""keras_kd against keras.distillation on the same batch and the same weights."""
+
+import keras
+import numpy as np
+import pytest
+from keras import distillation as peer
+
+import keras_kd
+from tests import reference
+from tests.conftest import make_data
+
+SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _evaluate(distiller, x, y, sample_weight=None):
+    return distiller.evaluate(
+        x, y, sample_weight=sample_weight, batch_size=len(x), return_dict=True, verbose=0
+    )
+
+
+def _peer(teacher, student, temperature, loss, student_loss_weight=0.5):
+    distiller = peer.Distiller(
+        teacher, student,
+        distillation_losses=peer.LogitsDistillation(temperature=temperature, loss=loss),
+        student_loss_weight=student_loss_weight,
+    )
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    return distiller
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 5.0])
+def test_equals_keras_distillation_with_a_kl_object(teacher, student, temperature):
+    x, y = make_data(n=64)
+    theirs = _evaluate(_peer(teacher, student, temperature, keras.losses.KLDivergence(), 0.3), x, y)
+    ours = keras_kd.Distiller(teacher, student, temperature=temperature, alpha=0.3).compile(
+        optimizer="sgd", loss=SPARSE
+    )
+    ours = _evaluate(ours, x, y)
+    np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)
+    np.testing.assert_allclose(ours["student_loss"], theirs["student_loss"], rtol=1e-5)
+    np.testing.assert_allclose(ours["kl_loss"], theirs["distillation_loss"], rtol=1e-5)
+
+
+def test_default_string_loss_is_wrong_there_and_right_here(teacher, student):
+    x, y = make_data(n=64)
+    expected = reference.kl(np.asarray(teacher(x)), np.asarray(student(x)), 2.0).mean()
+    theirs = _evaluate(_peer(teacher, student, 2.0, "kl_divergence"), x, y)
+    # Their default applies the plain kl_divergence function to clipped logits/T, without T².
+    assert abs(theirs["distillation_loss"] - expected) > 0.5 * expected
+    # The same code after changing only the import gets T² · KL.
+    ours = keras_kd.Distiller(
+        teacher, student,
+        distillation_losses=keras_kd.LogitsDistillation(temperature=2.0, loss="kl_divergence"),
+        student_loss_weight=0.5,
+    )
+    ours.compile(optimizer="sgd", loss=SPARSE)
+    np.testing.assert_allclose(_evaluate(ours, x, y)["kl_loss"], expected, rtol=1e-5)
+
+
+def test_keras_distillation_code_runs_after_changing_only_the_import(teacher, student):
+    x, y = make_data(n=64)
+    for module in (peer, keras_kd):  # The same lines, two imports.
+        distiller = module.Distiller(
+            teacher=teacher,
+            student=student,
+            distillation_losses=[module.LogitsDistillation(temperature=3.0)],
+            distillation_loss_weights=[0.8],
+            student_loss_weight=0.25,
+        )
+        distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
+        history = distiller.fit(x, y, epochs=1, verbose=0)
+        assert "accuracy" in history.history
+    assert isinstance(distiller, keras_kd.Distiller)
+    assert float(distiller.alpha.numpy()) == 0.25
+    assert float(distiller.live_variables["kl_weight"].numpy()) == pytest.approx(0.8)
+    assert float(distiller.live_variables["kl_temperature"].numpy()) == 3.0
+
+
+def test_keras_distillation_objects_are_converted(teacher, student):
+    distiller = keras_kd.Distiller(
+        teacher, student,
+        distillation_losses=[
+            peer.LogitsDistillation(temperature=2.0),
+            peer.LogitsDistillation(temperature=4.0, loss="categorical_crossentropy"),
+        ],
+    )
+    assert [type(t).__name__ for t in distiller.terms] == ["KLDivergence", "SoftTargetCrossentropy"]
+    assert float(distiller.alpha.numpy()) == 0.5  # keras.distillation's default weight.
+    with pytest.raises(NotImplementedError, match="does not have feature distillation yet"):
+        keras_kd.Distiller(teacher, student, distillation_losses=peer.FeatureDistillation())
+    with pytest.raises(ValueError, match=r"Argument `loss` of `LogitsDistillation` must be one of"):
+        keras_kd.LogitsDistillation(loss="mse")
+
+
+@pytest.mark.upstream
+def test_keras_distillation_rejects_a_live_temperature(teacher, student):
+    with pytest.raises(ValueError, match="temperature must be a number"):
+        peer.LogitsDistillation(temperature=keras.Variable(2.0))
+
+
+def test_sample_weights_ignored_there_and_honoured_here(teacher, student):
+    x, y = make_data(n=64)
+    weights = np.tile([1.0, 0.0], 32).astype("float32")
+    theirs = _peer(teacher, student, 2.0, keras.losses.KLDivergence())
+    assert _evaluate(theirs, x, y, weights)["loss"] == pytest.approx(_evaluate(theirs, x, y)["loss"])
+    ours = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.5).compile(optimizer="sgd", loss=SPARSE)
+    t, s = np.asarray(teacher(x)), np.asarray(student(x))
+    expected = reference.total_loss(t, s, y, 2.0, 0.5, [(1.0, reference.kl, None)], weights)
+    np.testing.assert_allclose(_evaluate(ours, x, y, weights)["loss"], expected, rtol=1e-5)
+    assert abs(_evaluate(ours, x, y)["loss"] - expected) > 1e-3

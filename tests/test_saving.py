@@ -1,0 +1,74 @@
+"""Save, load and continue: teacher, student, terms, live state, compile state."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_kd
+from tests.conftest import make_data
+
+
+def _compiled_distiller(teacher, student):
+    terms = [keras_kd.losses.KLDivergence(), keras_kd.losses.SoftTargetCrossentropy(weight=0.5, temperature=2.0)]
+    distiller = keras_kd.Distiller(teacher, student, temperature=4.0, alpha=0.3, terms=terms)
+    return distiller.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def test_save_load_and_continue_fitting(teacher, student, tmp_path):
+    x, y = make_data(n=64)
+    distiller = _compiled_distiller(teacher, student)
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    distiller.set_live_value("temperature", 2.5)
+    distiller.set_live_value("soft_ce_weight", 0.75)
+    path = tmp_path / "d.keras"
+    distiller.save(path)
+
+    restored = keras.models.load_model(path)  # safe_mode stays on.
+    assert isinstance(restored, keras_kd.Distiller)
+    assert [t.name for t in restored.terms] == ["kl", "soft_ce"]
+    for name, variable in distiller.live_variables.items():
+        assert float(restored.live_variables[name].numpy()) == float(variable.numpy()), name
+    assert not restored.teacher.trainable
+    for a, b in zip(distiller.weights, restored.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(restored.optimizer.iterations.numpy()) == 4
+    for a, b in zip(distiller.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), distiller.predict(x, verbose=0))
+
+    # Both continue identically, without calling compile() again.
+    continued = restored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    original = distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    assert sorted(continued) == ["accuracy", "kl_loss", "loss", "soft_ce_loss", "student_loss"]
+    for key in original:
+        np.testing.assert_allclose(continued[key], original[key], rtol=1e-6)
+    for a, b in zip(distiller.student.weights, restored.student.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_get_config_round_trip(teacher, student):
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.25, teacher_outputs="logits")
+    config = distiller.get_config()
+    rebuilt = keras_kd.Distiller.from_config(config)
+    assert rebuilt.get_config() == config
+    assert float(rebuilt.temperature.numpy()) == 3.0 and float(rebuilt.alpha.numpy()) == 0.25
+
+
+@pytest.mark.upstream
+def test_keras_distillation_cannot_fit_after_loading(teacher, student, tmp_path):
+    """Documents keras.distillation (PEER.md): a loaded Distiller cannot fit."""
+    x, y = make_data(n=32)
+    peer = keras.distillation.Distiller(
+        teacher, student, distillation_losses=keras.distillation.LogitsDistillation(2.0)
+    )
+    peer.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    peer.fit(x, y, verbose=0)
+    peer.save(tmp_path / "peer.keras")
+    with pytest.warns(UserWarning, match="compile"):
+        restored = keras.models.load_model(tmp_path / "peer.keras")
+    with pytest.raises(AttributeError, match="_student_loss"):
+        restored.fit(x, y, verbose=0)
