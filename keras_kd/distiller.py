@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_kd import compat
 from keras_kd import validation
+from keras_kd import xla
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
@@ -285,6 +286,31 @@ class Distiller(keras.Model):
         return metrics
 
     # Steps -----------------------------------------------------------------
+
+    def make_train_function(self, force=False):
+        if self.train_function is None or force:
+            super().make_train_function(force=True)
+            self.train_function = self._with_xla_guard(
+                self.train_function, self.train_step, self.make_train_function
+            )
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is None or force:
+            super().make_test_function(force=True)
+            self.test_function = self._with_xla_guard(
+                self.test_function, self.test_step, self.make_test_function
+            )
+        return self.test_function
+
+    def _with_xla_guard(self, function, step_function, make_function):
+        """Falls back to no XLA if XLA cannot compile the step (see xla.py)."""
+        if not self.jit_compile or self.run_eagerly:
+            return function
+        return xla.guard_first_call(
+            self, function, step_function,
+            rebuild=lambda: make_function(force=True),
+        )
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
