@@ -83,8 +83,9 @@ def export_tflite(
         int8_io: Bool, int8 float-inputs and outputs in the `"int8"` mode.
             Defaults to `False`.
         sample: Inputs to verify the file on (same forms as
-            `representative_data`, first 256 examples). Defaults to `None`:
-            the first examples of `representative_data`, else random inputs.
+            `representative_data`; up to 10,000 examples). Defaults to `None`:
+            the first 256 examples of `representative_data`, else 64 random
+            inputs.
         calibration_examples: Int, how many examples calibrate int8.
             Defaults to `200`.
 
@@ -114,8 +115,9 @@ def export_tflite(
             "representative_data=None"
         )
     path = check_export_path(path)
+    sample_size = 10_000
     if sample is None:
-        sample = representative_data
+        sample, sample_size = representative_data, 256
     input_spec = _input_spec(model, sample)
 
     converter_options = _converter_options(
@@ -142,7 +144,7 @@ def export_tflite(
     inputs = (
         _random_inputs(input_spec, 64)
         if sample is None
-        else _first_examples(sample, 256)
+        else _first_examples(sample, sample_size)
     )
     return verify_tflite(model, path, inputs, quantization=quantization)
 
@@ -316,7 +318,7 @@ def _dequantize(values, detail):
 
 def _conversion_message(model, path, error):
     message = str(error)
-    ops = sorted(set(re.findall(r"\btf\.(\w+)", message)))
+    ops = sorted(set(re.findall(r"'tf\.(\w+)' op", message)))
     named = f" on op(s) {ops}" if ops else ""
     first_lines = " ".join(message.strip().splitlines()[:3])
     return (

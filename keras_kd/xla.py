@@ -100,6 +100,8 @@ def guard_first_call(model, function, step_function, rebuild):
         if checked:
             return function(iterator)
         checked = True
+        if not model.jit_compile:  # Another function of the model fell back.
+            return rebuild()(iterator)
         replicas = model.distribute_strategy.num_replicas_in_sync
         batch = example_batch(iterator) if replicas == 1 else None
         if batch is not None:

@@ -1,0 +1,193 @@
+"""TFLite export, checked through the real LiteRT interpreter."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from sklearn.datasets import load_digits
+
+import keras_kd
+
+QUANTIZATIONS = [None, "dynamic", "float16", "int8"]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    data = load_digits()
+    x = (data.data / 16.0).astype("float32")
+    return x[:1400], data.target[:1400], x[1400:], data.target[1400:]
+
+
+@pytest.fixture(scope="session")
+def trained_student(digits):
+    """A 167k-parameter MLP trained on real digits (a few seconds)."""
+    x, y, _, _ = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(10),
+        ],
+        name="digits_student",
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x, y, epochs=8, batch_size=64, verbose=0)
+    return model
+
+
+def _run_litert(path, inputs):
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+    results = []
+    for example in inputs:
+        interpreter.set_tensor(detail["index"], example[None].astype(detail["dtype"]))
+        interpreter.invoke()
+        results.append(interpreter.get_tensor(output["index"]))
+    return detail, np.concatenate(results)
+
+
+def test_float32_export_matches_keras_exactly(trained_student, digits, tmp_path):
+    _, _, x_test, _ = digits
+    path = tmp_path / "student.tflite"
+    report = keras_kd.export_tflite(trained_student, path, sample=x_test)
+    assert report.num_examples == len(x_test)
+    assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-4
+    assert report.bytes == os.path.getsize(path) and report.latency_ms > 0
+    # Independently of the report: run the file ourselves.
+    _, outputs = _run_litert(path, x_test)
+    np.testing.assert_allclose(outputs, trained_student.predict(x_test, verbose=0), atol=1e-4)
+
+
+def test_quantized_exports_shrink_and_agree(trained_student, digits, tmp_path):
+    x_train, _, x_test, y_test = digits
+    assert trained_student.count_params() >= 100_000
+    reports = {}
+    for quantization in QUANTIZATIONS:
+        reports[quantization] = keras_kd.export_tflite(
+            trained_student,
+            tmp_path / f"student_{quantization}.tflite",
+            quantization=quantization,
+            representative_data=tf.data.Dataset.from_tensor_slices(x_train).batch(32),
+            sample=x_test,
+        )
+    float_bytes = reports[None].bytes
+    assert reports["int8"].bytes <= 0.3 * float_bytes
+    assert reports["dynamic"].bytes <= 0.3 * float_bytes
+    assert reports["float16"].bytes <= 0.55 * float_bytes
+    assert reports["int8"].top1_agreement >= 0.95
+    assert reports["dynamic"].top1_agreement >= 0.95
+    assert reports["float16"].top1_agreement >= 0.99
+    # The int8 file still classifies real digits (checked through LiteRT).
+    _, outputs = _run_litert(tmp_path / "student_int8.tflite", x_test)
+    assert np.mean(np.argmax(outputs, -1) == y_test) >= 0.85
+
+
+def test_int8_io_makes_inputs_and_outputs_int8(trained_student, digits, tmp_path):
+    x_train, _, x_test, _ = digits
+    path = tmp_path / "io.tflite"
+    report = keras_kd.export_tflite(
+        trained_student, path, quantization="int8", representative_data=x_train, int8_io=True, sample=x_test
+    )
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert report.top1_agreement >= 0.95
+
+
+def _token_student():
+    keras.utils.set_random_seed(1)
+    tokens = keras.Input((10,), dtype="int32")
+    h = keras.layers.Embedding(100, 16)(tokens)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    return keras.Model(tokens, keras.layers.Dense(3)(h), name="token_student")
+
+
+@pytest.mark.parametrize("quantization", QUANTIZATIONS)
+def test_integer_inputs_stay_integer(quantization, tmp_path):
+    model = _token_student()
+    ids = np.random.default_rng(0).integers(0, 100, size=(64, 10)).astype("int32")
+    path = tmp_path / "tokens.tflite"
+    report = keras_kd.export_tflite(
+        model, path, quantization=quantization, representative_data=ids, sample=ids
+    )
+    detail, outputs = _run_litert(path, ids)
+    assert detail["dtype"] == np.int32
+    assert report.top1_agreement >= 0.9
+    if quantization in (None, "float16"):
+        np.testing.assert_allclose(outputs, model.predict(ids, verbose=0), atol=1e-2)
+
+
+class SubclassedStudent(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed_student")
+        self.hidden = keras.layers.Dense(16, activation="relu")
+        self.out = keras.layers.Dense(10)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_functional_and_subclassed_students(digits, tmp_path):
+    _, _, x_test, _ = digits
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((64,))
+    functional = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Dense(16, activation="relu")(inputs)))
+    subclassed = SubclassedStudent()
+    subclassed(x_test[:1])
+    for model in (functional, subclassed):
+        report = keras_kd.export_tflite(model, tmp_path / f"{model.name}.tflite", sample=x_test)
+        assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-4
+
+
+class _AsString(keras.layers.Layer):
+    """Uses an op that TFLite's built-in ops lack (AsString)."""
+
+    def call(self, x):
+        length = tf.strings.length(tf.strings.as_string(x))
+        return x + 0.0 * tf.cast(length, x.dtype)
+
+
+def test_failed_conversion_leaves_the_previous_file_and_no_temp_file(digits, trained_student, tmp_path):
+    _, _, x_test, _ = digits
+    path = tmp_path / "student.tflite"
+    keras_kd.export_tflite(trained_student, path, sample=x_test[:8])
+    previous = path.read_bytes()
+    broken = keras.Sequential([keras.Input((64,)), _AsString(), keras.layers.Dense(10)], name="broken")
+    with pytest.raises(keras_kd.ConversionError, match=r"TFLite conversion of 'broken' failed on op\(s\) \['AsString', 'StringLength'\]; nothing was written"):
+        keras_kd.export_tflite(broken, path, sample=x_test[:8])
+    assert path.read_bytes() == previous
+    assert sorted(os.listdir(tmp_path)) == ["student.tflite"]
+    with pytest.raises(keras_kd.ConversionError):
+        keras_kd.export_tflite(broken, tmp_path / "new.tflite", sample=x_test[:8])
+    assert sorted(os.listdir(tmp_path)) == ["student.tflite"]
+
+
+def test_bad_paths_fail_before_any_conversion(trained_student, tmp_path, monkeypatch):
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("conversion started")
+
+    monkeypatch.setattr(trained_student, "export", no_conversion)
+    with pytest.raises(ValueError, match=r"Argument `path` must be in an existing folder; .*missing' does not exist"):
+        keras_kd.export_tflite(trained_student, tmp_path / "missing" / "s.tflite")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"must be in an existing folder"):
+        keras_kd.export_tflite(trained_student, tmp_path / "a_file" / "s.tflite")
+    with pytest.raises(ValueError, match=r"Argument `path` must end with '.tflite'"):
+        keras_kd.export_tflite(trained_student, tmp_path / "s.bin")
+
+
+def test_bad_export_arguments(trained_student, tmp_path):
+    with pytest.raises(ValueError, match=r"Argument `quantization` must be one of \(None, 'dynamic', 'float16', 'int8'\). Received: quantization='int4'"):
+        keras_kd.export_tflite(trained_student, tmp_path / "s.tflite", quantization="int4")
+    with pytest.raises(ValueError, match=r"Argument `representative_data` is required for quantization='int8'"):
+        keras_kd.export_tflite(trained_student, tmp_path / "s.tflite", quantization="int8")
+    with pytest.raises(ValueError, match=r"Argument `representative_data` is required"):
+        keras_kd.callbacks.TFLiteExport(tmp_path / "s.tflite", quantization="int8")
+    assert os.listdir(tmp_path) == []
