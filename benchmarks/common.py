@@ -1,0 +1,83 @@
+"""Shared helpers for the benchmarks: interleaved timing and ratio summaries.
+
+Absolute speeds on shared machines are noisy; only ratios measured within one
+interleaved run (A B A B ...) are claims.
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+import tensorflow as tf
+
+
+def machine():
+    """A description of the machine: cores, CPU model, TF and Keras versions."""
+    import keras
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def timed(function):
+    """Runs `function()`; returns (wall seconds, process CPU seconds)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleave(contenders, rounds):
+    """Times each contender once per round, in turn (A B C A B C ...).
+
+    Args:
+        contenders: Dict name -> function running one timed unit of work.
+        rounds: Int, how many rounds.
+
+    Returns:
+        Dict name -> list of (wall, cpu) seconds, one per round.
+    """
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, function in contenders.items():
+            times[name].append(timed(function))
+    return times
+
+
+def ratio_summary(times, numerator, denominator, index):
+    """Median and min-max of the per-round ratios times[denominator] / times[numerator].
+
+    A ratio above 1 means `numerator` is faster (it took less time).
+    """
+    ratios = [d[index] / n[index] for n, d in zip(times[numerator], times[denominator])]
+    return {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+    }
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB (Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_json(path, payload):
+    """Writes `payload` as JSON atomically."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(temporary, path)
