@@ -71,8 +71,29 @@ def ratio_summary(times, numerator, denominator, index):
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process so far, in MiB (Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process, in MiB (Linux), since the last
+    `reset_peak_rss()` (or since the process started)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss():
+    """Resets the kernel's peak-RSS mark to the current RSS (Linux >= 4.0).
+
+    Returns:
+        Whether the reset worked (if not, `peak_rss_mb` counts from start-up,
+        which includes TensorFlow's own import-time peak).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def write_json(path, payload):

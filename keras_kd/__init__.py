@@ -1,6 +1,7 @@
 """keras_kd: knowledge distillation for Keras 3 on TensorFlow."""
 
 from keras_kd import callbacks
+from keras_kd.cache import TeacherCache
 from keras_kd import losses
 from keras_kd import schedules
 from keras_kd.compat import FeatureDistillation
@@ -17,6 +18,7 @@ __all__ = [
     "ConversionError",
     "Distiller",
     "ExportReport",
+    "TeacherCache",
     "FeatureDistillation",
     "LogitsDistillation",
     "callbacks",

@@ -4,9 +4,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_kd import cache
 from keras_kd import compat
 from keras_kd import validation
 from keras_kd import xla
+from keras_kd.loss_means import LossMeans
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
@@ -129,11 +131,9 @@ class Distiller(keras.Model):
         )
         self._student_loss = None
         self._student_loss_config = None
-        self._total_tracker = keras.metrics.Mean(name="loss")
-        self._student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self._term_trackers = [
-            keras.metrics.Mean(name=f"{term.name}_loss") for term in terms
-        ]
+        self._loss_means = LossMeans(
+            ["loss", "student_loss"] + [f"{term.name}_loss" for term in terms]
+        )
         if teacher.built and student.built:
             self.built = True
 
@@ -259,6 +259,11 @@ class Distiller(keras.Model):
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self._student_loss = _as_loss_object(loss)
         self._student_loss_config = loss
+        self._loss_means.reported = [
+            name
+            for name in self._loss_means.names
+            if name != "student_loss" or self._student_loss is not None
+        ]
         return self
 
     def get_compile_config(self):
@@ -277,10 +282,7 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        metrics = [self._total_tracker]
-        if self._student_loss is not None:
-            metrics.append(self._student_loss_tracker)
-        metrics.extend(self._term_trackers)
+        metrics = [self._loss_means]
         if getattr(self, "_compile_metrics", None) is not None:
             metrics.append(self._compile_metrics)
         return metrics
@@ -313,6 +315,7 @@ class Distiller(keras.Model):
         )
 
     def call(self, inputs, training=False):
+        inputs, _ = cache.split_cached(inputs)
         return self.student(inputs, training=training)
 
     def train_step(self, data):
@@ -355,10 +358,15 @@ class Distiller(keras.Model):
         unscaled ones, so both match a single-device run.
         """
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        teacher_outputs = {
-            key: ops.stop_gradient(value)
-            for key, value in self._teacher_view(x, training=False).items()
-        }
+        x, cached_logits = cache.split_cached(x)
+        if cached_logits is None:
+            teacher_outputs = {
+                key: ops.stop_gradient(value)
+                for key, value in self._teacher_view(x, training=False).items()
+            }
+        else:
+            self._check_terms_use_logits_only()
+            teacher_outputs = {FINAL_OUTPUT: cached_logits}
         if self.teacher_outputs == "probabilities":
             teacher_outputs[FINAL_OUTPUT] = ops.log(
                 ops.cast(teacher_outputs[FINAL_OUTPUT], "float32")
@@ -373,19 +381,18 @@ class Distiller(keras.Model):
             )
 
         loss = ops.zeros((), "float32")
+        student_loss = None
         if y is None:
             self._check_alpha_without_labels()
         elif self._student_loss is not None:
             student_loss = self._compute_student_loss(
                 y, student_logits, sample_weight
             )
-            self._student_loss_tracker.update_state(
-                student_loss * replicas, sample_weight=batch_size
-            )
             loss += self._alpha_variable * student_loss
 
         distillation = ops.zeros((), "float32")
-        for term, tracker in zip(self.terms, self._term_trackers):
+        term_values = []
+        for term in self.terms:
             temperature = (
                 self._temperature_variable
                 if term.temperature is None
@@ -398,7 +405,7 @@ class Distiller(keras.Model):
                 temperature,
             )
             value = _sum_over_batch_size(per_example, sample_weight) / replicas
-            tracker.update_state(value * replicas, sample_weight=batch_size)
+            term_values.append(value)
             distillation += term.weight * value
         loss += (1.0 - self._alpha_variable) * distillation
 
@@ -407,10 +414,25 @@ class Distiller(keras.Model):
             regularization = regularization + term.losses
         if regularization:
             loss += ops.cast(ops.sum(regularization), "float32") / replicas
-        self._total_tracker.update_state(
-            loss * replicas, sample_weight=batch_size
+        # Logged unscaled (x replicas), as Keras logs its own loss.
+        self._loss_means.update_state(
+            [
+                None if value is None else value * replicas
+                for value in [loss, student_loss] + term_values
+            ],
+            batch_size,
         )
         return student_logits, loss
+
+    def _check_terms_use_logits_only(self):
+        layers = [t.teacher_layer for t in self.terms if t.teacher_layer]
+        if layers:
+            raise ValueError(
+                "Cached teacher outputs hold the teacher's logits only, but "
+                f"terms read the teacher layers {layers}. Train on the "
+                "uncached dataset (the teacher then runs every step), or drop "
+                "those terms."
+            )
 
     def _compute_student_loss(self, y, student_logits, sample_weight):
         try:

@@ -1,0 +1,240 @@
+"""Training throughput: keras_kd against keras.distillation, side by side.
+
+For each model pair (an MLP pair and a small CNN pair), every contender gets
+the same teacher and student weights, the same data pipeline, Adam, batch
+size 256, steps_per_execution=1, T=4, alpha=0.1 and an accuracy metric:
+
+- `keras_kd`: `keras_kd.Distiller.fit`;
+- `keras_kd_cached`: the same, on `TeacherCache`-attached data (no teacher pass);
+- `keras_distillation`: `keras.distillation.Distiller.fit` with a
+  `keras.losses.KLDivergence()` instance (the same loss);
+- `student_alone`: `student.fit` on the labels, no teacher (the ceiling for
+  anything that runs a teacher);
+- `hand_written`: a minimal `tf.function` loop with exactly the same math,
+  optimizer and accuracy metric (the limit proxy).
+
+After a warm-up epoch each, contenders run one epoch each in turn (A B C D E
+A B C D E ...) for `--rounds` rounds. Printed: each contender's median
+samples/s, and for the pairs that matter the median of the per-round ratios
+with their min-max, by wall time and by process CPU time. Peak memory is
+measured per contender in a subprocess of its own. Writes JSON.
+
+    python -m benchmarks.throughput [--rounds 6] [--steps 30] [--pairs mlp conv]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_kd  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+BATCH_SIZE = 256
+STEPS_PER_EXECUTION = 1
+TEMPERATURE = 4.0
+ALPHA = 0.1
+CONTENDERS = ("keras_kd", "keras_kd_cached", "keras_distillation", "student_alone", "hand_written")
+RATIOS = [
+    ("keras_kd", "keras_distillation"),
+    ("keras_kd", "hand_written"),
+    ("hand_written", "keras_distillation"),
+    ("keras_kd", "student_alone"),
+    ("keras_kd_cached", "student_alone"),
+]
+
+
+def _mlp(units, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((784,))]
+        + [keras.layers.Dense(u, activation="relu") for u in units]
+        + [keras.layers.Dense(10)]
+    )
+
+
+def _cnn(filters, dense, seed):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((28, 28, 1))]
+    for f in filters:
+        layers += [keras.layers.Conv2D(f, 3, activation="relu"), keras.layers.MaxPooling2D()]
+    return keras.Sequential(
+        layers + [keras.layers.Flatten(), keras.layers.Dense(dense, activation="relu"), keras.layers.Dense(10)]
+    )
+
+
+PAIRS = {
+    "mlp": (lambda: _mlp([1200, 1200], 1), lambda: _mlp([800, 800], 2), (784,)),
+    "conv": (lambda: _cnn([32, 64], 128, 1), lambda: _cnn([8, 16], 32, 2), (28, 28, 1)),
+}
+
+
+def _examples(shape, steps):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH_SIZE * steps,) + shape).astype("float32")
+    y = rng.integers(0, 10, len(x)).astype("int64")
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def _pipeline(examples):
+    return examples.batch(BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
+
+
+def _loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _fit_runner(model, data):
+    model.fit(data, epochs=1, shuffle=False, verbose=0)  # Warm-up.
+    return lambda: model.fit(data, epochs=1, shuffle=False, verbose=0)
+
+
+def build(name, pair, steps):
+    """Returns a function running one timed epoch of contender `name`."""
+    make_teacher, make_student, shape = PAIRS[pair]
+    teacher, student = make_teacher(), make_student()
+    examples = _examples(shape, steps)
+    data = _pipeline(examples)
+    compile_args = dict(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=_loss(),
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
+    if name == "keras_kd":
+        distiller = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+        return _fit_runner(distiller.compile(**compile_args), data)
+    if name == "keras_kd_cached":
+        cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+        distiller = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+        return _fit_runner(distiller.compile(**compile_args), _pipeline(cache.attach(examples)))
+    if name == "keras_distillation":
+        distiller = keras.distillation.Distiller(
+            teacher,
+            student,
+            distillation_losses=keras.distillation.LogitsDistillation(
+                temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
+            ),
+            student_loss_weight=ALPHA,
+        )
+        distiller.compile(**compile_args)
+        return _fit_runner(distiller, data)
+    if name == "student_alone":
+        student.compile(**compile_args)
+        return _fit_runner(student, data)
+    if name == "hand_written":
+        return _hand_written_runner(teacher, student, data)
+    raise ValueError(f"Unknown contender: {name!r}")
+
+
+def _hand_written_runner(teacher, student, data):
+    optimizer = keras.optimizers.Adam(1e-3)
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    loss_fn = _loss()
+
+    @tf.function
+    def step(x, y):
+        teacher_log_probs = tf.nn.log_softmax(teacher(x, training=False) / TEMPERATURE)
+        with tf.GradientTape() as tape:
+            logits = student(x, training=True)
+            student_log_probs = tf.nn.log_softmax(logits / TEMPERATURE)
+            kl = tf.reduce_mean(
+                tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
+            )
+            loss = ALPHA * loss_fn(y, logits) + (1 - ALPHA) * TEMPERATURE**2 * kl
+        variables = student.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        accuracy.update_state(y, logits)
+        return loss
+
+    def epoch():
+        accuracy.reset_state()
+        for x, y in data:
+            step(x, y)
+        accuracy.result().numpy()
+
+    epoch()  # Warm-up.
+    return epoch
+
+
+def peak_memory(name, pair, steps, rounds):
+    """Peak RSS (MiB) of a fresh process running contender `name` alone."""
+    command = [
+        sys.executable, "-m", "benchmarks.throughput", "--memory-of", name,
+        "--pairs", pair, "--steps", str(steps), "--rounds", str(rounds),
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS))
+    parser.add_argument("--out", default="benchmarks/throughput.json")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.memory_of:  # Child process: run one contender, report peak memory.
+        # The peak is taken from after start-up (imports, data, models),
+        # over the warm-up and the timed epochs of this contender alone.
+        common.reset_peak_rss()
+        run = build(args.memory_of, args.pairs[0], args.steps)
+        for _ in range(args.rounds):
+            run()
+        print(json.dumps({"peak_rss_mb": common.peak_rss_mb()}))
+        return
+
+    samples = BATCH_SIZE * args.steps
+    results = {
+        "machine": common.machine(),
+        "batch_size": BATCH_SIZE,
+        "steps_per_execution": STEPS_PER_EXECUTION,
+        "steps_per_epoch": args.steps,
+        "rounds": args.rounds,
+        "pairs": {},
+    }
+    print(f"machine: {results['machine']}")
+    print(f"batch {BATCH_SIZE}, steps_per_execution {STEPS_PER_EXECUTION}, "
+          f"{args.steps} steps per timed epoch, {args.rounds} interleaved rounds")
+    for pair in args.pairs:
+        runners = {name: build(name, pair, args.steps) for name in CONTENDERS}
+        times = common.interleave(runners, args.rounds)
+        speeds = {
+            name: float(np.median([samples / wall for wall, _ in times[name]])) for name in CONTENDERS
+        }
+        ratios = {
+            f"{a} / {b}": {
+                "wall": common.ratio_summary(times, a, b, 0),
+                "cpu": common.ratio_summary(times, a, b, 1),
+            }
+            for a, b in RATIOS
+        }
+        memory = {name: peak_memory(name, pair, args.steps, 2) for name in CONTENDERS}
+        results["pairs"][pair] = {"samples_per_s": speeds, "ratios": ratios, "peak_rss_mb": memory, "times": times}
+        print(f"\n[{pair}] median samples/s (peak RSS of a process running it alone):")
+        for name in CONTENDERS:
+            print(f"  {name:20s} {speeds[name]:9,.0f}   ({memory[name]:,.1f} MiB)")
+        print(f"[{pair}] speed ratios, median of per-round ratios (min-max):")
+        for label, ratio in ratios.items():
+            wall, cpu = ratio["wall"], ratio["cpu"]
+            print(
+                f"  {label:38s} wall {wall['median']:.3f} ({wall['min']:.3f}-{wall['max']:.3f})"
+                f"   CPU {cpu['median']:.3f} ({cpu['min']:.3f}-{cpu['max']:.3f})"
+            )
+        peer_memory = memory["keras_distillation"]
+        print(f"[{pair}] peak memory keras_kd / keras_distillation: {memory['keras_kd'] / peer_memory:.3f}")
+    common.write_json(args.out, results)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

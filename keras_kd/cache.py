@@ -1,0 +1,281 @@
+"""Cached teacher outputs: run the teacher once, distil for many epochs.
+
+When the training data is static (no random augmentation), the teacher's
+logits are the same every epoch. `TeacherCache.compute` runs the teacher once
+over an unbatched dataset and keeps its **raw logits** (never probabilities at
+some temperature, so annealing still works), in memory or in a `.npy` file.
+`TeacherCache.attach` pairs them with the same dataset, before any shuffling:
+
+```python
+examples = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+cache = keras_kd.TeacherCache.compute(teacher, examples)
+train = cache.attach(examples).shuffle(60_000).batch(256)
+distiller.fit(train, epochs=20)  # the teacher never runs
+```
+
+The pairing cannot silently go wrong: `compute` stores an order-sensitive
+fingerprint of every input and the number of examples, and `attach` checks
+both against the dataset it is given; a mismatch is a clear error.
+
+The attached dataset yields `({"inputs": x, "teacher_logits": t}, y, ...)`;
+the `Distiller` recognises it and skips the teacher.
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+INPUTS_KEY = "keras_kd_inputs"
+LOGITS_KEY = "keras_kd_teacher_logits"
+_FINGERPRINT_MODULUS = 2**62
+_CHUNK = 4096
+
+
+def split_cached(x):
+    """Returns `(inputs, cached_teacher_logits)`; the logits are `None` if absent."""
+    if isinstance(x, dict) and LOGITS_KEY in x:
+        return x[INPUTS_KEY], x[LOGITS_KEY]
+    return x, None
+
+
+def _inputs_of(element):
+    """The inputs of a dataset element: `x`, or the first item of `(x, y, ...)`."""
+    return element[0] if isinstance(element, tuple) else element
+
+
+def fingerprint(dataset):
+    """Returns `(count, fingerprint)` of a dataset's inputs, order-sensitive.
+
+    Each example's serialized input tensors are hashed together with its
+    index; the hashes are summed modulo 2**62. Any change of content, order or
+    length changes the result (up to hash collisions).
+
+    Args:
+        dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`.
+
+    Returns:
+        A tuple of two Python ints.
+    """
+
+    def example_hash(index, element):
+        parts = [
+            tf.io.serialize_tensor(t) for t in tf.nest.flatten(_inputs_of(element))
+        ]
+        parts.append(tf.strings.as_string(index))
+        return tf.strings.to_hash_bucket_fast(
+            tf.strings.join(parts, separator="|"), _FINGERPRINT_MODULUS
+        )
+
+    def combine(state, indexed):
+        count, total = state
+        index, element = indexed
+        total = (total + example_hash(index, element)) % _FINGERPRINT_MODULUS
+        return count + 1, total
+
+    count, total = dataset.enumerate().reduce(
+        (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), combine
+    )
+    return int(count), int(total)
+
+
+class TeacherCache:
+    """A teacher's raw logits for every example of a static dataset.
+
+    Build it with `TeacherCache.compute` (or load one with
+    `TeacherCache.load`), then `attach` it to the same dataset.
+
+    Args:
+        logits: Array of shape `(num_examples, ...)`, the raw logits.
+        fingerprint: Int, the inputs' fingerprint (see `fingerprint`).
+        path: Optional path of the `.npy` file the logits live in.
+    """
+
+    def __init__(self, logits, fingerprint, path=None):
+        self.logits = logits
+        self.fingerprint = int(fingerprint)
+        self.path = path
+
+    def __len__(self):
+        return len(self.logits)
+
+    @classmethod
+    def compute(
+        cls, teacher, dataset, batch_size=256, dtype="float32", path=None,
+        verbose=1,
+    ):
+        """Runs the teacher once over `dataset` and keeps its logits.
+
+        Args:
+            teacher: The teacher `keras.Model` (called with `training=False`).
+            dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`
+                elements, in a fixed order, before any shuffling.
+            batch_size: Int, the batch size of the teacher pass. Defaults to
+                `256`.
+            dtype: `"float32"` or `"float16"` (half the memory; logits are
+                rounded to float16). Defaults to `"float32"`.
+            path: Optional `.npy` path: the logits are written there
+                (atomically, with a `.json` beside it holding the fingerprint)
+                and read back memory-mapped, for datasets that do not fit in
+                memory. Defaults to `None` (in memory).
+            verbose: Int, `1` shows a Keras progress bar. Defaults to `1`.
+
+        Returns:
+            A `TeacherCache`.
+        """
+        if dtype not in ("float32", "float16"):
+            raise ValueError(
+                "Argument `dtype` must be 'float32' or 'float16'. "
+                f"Received: dtype={dtype!r}"
+            )
+        _check_unbatched(teacher, dataset)
+        count, input_fingerprint = fingerprint(dataset)
+        if count == 0:
+            raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
+        progress = keras.utils.Progbar(count, verbose=verbose, unit_name="example")
+        predict = tf.function(lambda x: teacher(x, training=False))
+        batches = dataset.map(lambda *element: element[0]).batch(batch_size)
+        first = predict(next(iter(batches.take(1))))
+        shape = (count,) + tuple(first.shape[1:])
+        if path is None:
+            logits = np.empty(shape, dtype)
+        else:
+            path = os.path.abspath(os.fspath(path))
+            if not path.endswith(".npy"):
+                raise ValueError(
+                    f"Argument `path` must end with '.npy'. Received: path={path!r}"
+                )
+            handle, temporary = tempfile.mkstemp(
+                dir=os.path.dirname(path), suffix=".npy.tmp"
+            )
+            os.close(handle)
+            logits = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=dtype, shape=shape
+            )
+        try:
+            position = 0
+            for batch in batches:
+                values = np.asarray(predict(batch))
+                logits[position:position + len(values)] = values
+                position += len(values)
+                progress.update(position)
+            if path is None:
+                return cls(logits, input_fingerprint)
+            logits.flush()
+            del logits
+            # Never leave new logits beside an old fingerprint: drop the old
+            # fingerprint first; a cache without one refuses to load.
+            if os.path.exists(path + ".json"):
+                os.remove(path + ".json")
+            os.replace(temporary, path)
+            _write_json_atomically(
+                path + ".json",
+                {"count": count, "fingerprint": input_fingerprint, "dtype": dtype},
+            )
+        finally:
+            if path is not None and os.path.exists(temporary):
+                os.remove(temporary)
+        return cls.load(path)
+
+    @classmethod
+    def load(cls, path):
+        """Loads a cache written by `compute(..., path=...)`, memory-mapped.
+
+        Args:
+            path: The `.npy` path.
+
+        Returns:
+            A `TeacherCache`.
+        """
+        path = os.path.abspath(os.fspath(path))
+        try:
+            with open(path + ".json") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            raise ValueError(
+                f"No teacher cache at {path!r}: its fingerprint file "
+                f"{path + '.json'!r} is missing."
+            ) from None
+        logits = np.load(path, mmap_mode="r")
+        if len(logits) != meta["count"]:
+            raise ValueError(
+                f"The teacher cache at {path!r} is inconsistent: {len(logits)} "
+                f"rows of logits for {meta['count']} examples."
+            )
+        return cls(logits, meta["fingerprint"], path=path)
+
+    def attach(self, dataset):
+        """Pairs each example of `dataset` with its cached teacher logits.
+
+        Call it on the dataset the cache was computed from, before shuffling
+        and batching. It checks the dataset's fingerprint first.
+
+        Args:
+            dataset: The unbatched `tf.data.Dataset` given to `compute`.
+
+        Returns:
+            A dataset of `({"keras_kd_inputs": x, "keras_kd_teacher_logits":
+            t}, y, ...)` elements (or of that dict alone when the dataset
+            holds inputs only), ready to `shuffle` and `batch`.
+        """
+        count, input_fingerprint = fingerprint(dataset)
+        if (count, input_fingerprint) != (len(self), self.fingerprint):
+            raise ValueError(
+                "These teacher logits were computed for other data: the "
+                f"dataset has {count} examples with input fingerprint "
+                f"{input_fingerprint}, the cache {len(self)} examples with "
+                f"fingerprint {self.fingerprint}. Attach the cache to the "
+                "exact dataset it was computed from, before shuffling, or "
+                "compute it again."
+            )
+        paired = tf.data.Dataset.zip((dataset, self._logits_dataset()))
+        return paired.map(_merge, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _logits_dataset(self):
+        if self.path is None:
+            return tf.data.Dataset.from_tensor_slices(self.logits)
+        logits = self.logits
+
+        def chunks():
+            for start in range(0, len(logits), _CHUNK):
+                yield np.asarray(logits[start:start + _CHUNK])
+
+        spec = tf.TensorSpec((None,) + logits.shape[1:], tf.as_dtype(logits.dtype))
+        dataset = tf.data.Dataset.from_generator(chunks, output_signature=spec)
+        return dataset.unbatch().apply(
+            tf.data.experimental.assert_cardinality(len(logits))
+        )
+
+
+def _merge(element, logits):
+    if isinstance(element, tuple):
+        return ({INPUTS_KEY: element[0], LOGITS_KEY: logits},) + element[1:]
+    return {INPUTS_KEY: element, LOGITS_KEY: logits}
+
+
+def _check_unbatched(teacher, dataset):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            "Argument `dataset` must be an unbatched tf.data.Dataset (e.g. "
+            "tf.data.Dataset.from_tensor_slices((x, y))). Received: "
+            f"{type(dataset).__name__}"
+        )
+    inputs = getattr(teacher, "inputs", None)
+    spec = tf.nest.flatten(_inputs_of(dataset.element_spec))[0]
+    if inputs and len(spec.shape) == len(inputs[0].shape):
+        raise ValueError(
+            "Argument `dataset` looks batched: its inputs have shape "
+            f"{tuple(spec.shape)}, like the teacher's batches "
+            f"{tuple(inputs[0].shape)}. Cache the dataset before `.batch()` "
+            "(and before `.shuffle()`), then batch the attached dataset."
+        )
+
+
+def _write_json_atomically(path, payload):
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(handle, "w") as f:
+        json.dump(payload, f)
+    os.replace(temporary, path)

@@ -1,0 +1,122 @@
+"""Cached teacher logits: same loss as running the teacher, and never mis-paired."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from tests.conftest import make_data
+from tests.test_frozen_teacher import CallCounter, HiddenMeanMatch, _counted_mlp
+
+SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _examples(n=96, seed=0):
+    x, y = make_data(n=n, seed=seed)
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def _distiller(teacher, student):
+    return keras_kd.Distiller(teacher, student, temperature=4.0, alpha=0.3).compile(
+        optimizer=keras.optimizers.SGD(0.0), loss=SPARSE, metrics=["accuracy"]
+    )
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_cached_and_online_losses_are_equal_also_after_a_temperature_change(teacher, student, tmp_path, storage):
+    examples = _examples()
+    path = None if storage == "memory" else tmp_path / "logits.npy"
+    cache = keras_kd.TeacherCache.compute(teacher, examples, batch_size=32, path=path, verbose=0)
+    cached = cache.attach(examples).batch(32)
+    online = examples.batch(32)
+    distiller = _distiller(teacher, student)
+    for temperature in (4.0, 1.5):
+        distiller.temperature.assign(temperature)
+        with_cache = distiller.evaluate(cached, return_dict=True, verbose=0)
+        without = distiller.evaluate(online, return_dict=True, verbose=0)
+        assert sorted(with_cache) == sorted(without)
+        for key in without:
+            np.testing.assert_allclose(with_cache[key], without[key], rtol=1e-6, err_msg=key)
+    if storage == "disk":
+        assert isinstance(cache.logits, np.memmap)
+        assert sorted(os.listdir(tmp_path)) == ["logits.npy", "logits.npy.json"]
+        reloaded = keras_kd.TeacherCache.load(path)
+        np.testing.assert_array_equal(reloaded.logits, cache.logits)
+
+
+def test_the_teacher_never_runs_during_a_cached_fit(student):
+    teacher = _counted_mlp(32, 1, "teacher")
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+    counter = teacher.get_layer("counter").calls
+    calls_after_caching = counter.numpy()
+    distiller = keras_kd.Distiller(teacher, student, alpha=0.3).compile(optimizer="adam", loss=SPARSE)
+    history = distiller.fit(cache.attach(examples).shuffle(96, seed=1).batch(16), epochs=3, verbose=0)
+    assert counter.numpy() == calls_after_caching
+    assert history.history["kl_loss"][-1] < history.history["kl_loss"][0]
+
+
+def test_shuffling_after_attach_moves_inputs_and_logits_together(teacher):
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+    shuffled = cache.attach(examples).shuffle(96, seed=3).batch(24)
+    first_rows = []
+    for batch_x, _ in shuffled:
+        np.testing.assert_allclose(
+            batch_x[keras_kd.cache.LOGITS_KEY], teacher(batch_x[keras_kd.cache.INPUTS_KEY]), rtol=1e-5, atol=1e-6
+        )
+        first_rows.append(batch_x[keras_kd.cache.INPUTS_KEY][0, 0].numpy())
+    x, _ = make_data(n=96)
+    assert not np.allclose(first_rows, x[::24, 0])  # It really was shuffled.
+
+
+def test_float16_storage_is_close(teacher):
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, dtype="float16", verbose=0)
+    assert cache.logits.dtype == np.float16
+    x, _ = make_data(n=96)
+    np.testing.assert_allclose(cache.logits, teacher(x), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        (lambda ds: ds.shuffle(96, seed=0), r"These teacher logits were computed for other data: the dataset has 96 examples with input fingerprint"),
+        (lambda ds: ds.take(95), r"the dataset has 95 examples .* the cache 96 examples"),
+        (lambda ds: _examples(seed=1), r"These teacher logits were computed for other data"),
+    ],
+    ids=["shuffled", "shorter", "other_inputs"],
+)
+def test_mismatched_data_is_refused(teacher, other, message):
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        cache.attach(other(examples))
+
+
+def test_bad_cache_inputs(teacher, tmp_path):
+    examples = _examples()
+    with pytest.raises(ValueError, match=r"Argument `dataset` looks batched: its inputs have shape \(None, 12\)"):
+        keras_kd.TeacherCache.compute(teacher, examples.batch(8), verbose=0)
+    with pytest.raises(ValueError, match=r"Argument `dtype` must be 'float32' or 'float16'"):
+        keras_kd.TeacherCache.compute(teacher, examples, dtype="int8", verbose=0)
+    with pytest.raises(ValueError, match=r"Argument `path` must end with '.npy'"):
+        keras_kd.TeacherCache.compute(teacher, examples, path=tmp_path / "x.bin", verbose=0)
+    with pytest.raises(ValueError, match=r"No teacher cache at .*missing.npy"):
+        keras_kd.TeacherCache.load(tmp_path / "missing.npy")
+    assert os.listdir(tmp_path) == []
+
+
+def test_terms_on_teacher_layers_cannot_use_the_cache(student):
+    teacher = _counted_mlp(32, 1, "teacher")
+    student = _counted_mlp(8, 2, "student")
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+    terms = [keras_kd.losses.KLDivergence(), HiddenMeanMatch(teacher_layer="hidden", student_layer="hidden")]
+    distiller = keras_kd.Distiller(teacher, student, terms=terms, alpha=0.0).compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"Cached teacher outputs hold the teacher's logits only, but terms read the teacher layers \['hidden'\]"):
+        distiller.fit(cache.attach(examples).batch(16), verbose=0)
+    assert CallCounter  # Shared with test_frozen_teacher.
