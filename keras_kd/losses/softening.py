@@ -1,5 +1,6 @@
 """Temperature-softened distributions, computed stably in float32."""
 
+import tensorflow as tf
 from keras import ops
 
 
@@ -27,8 +28,6 @@ def weighted_log_sum(probabilities, log_values):
     """Returns `sum(p * log_values)` over the last axis with `0 * x = 0`.
 
     Entries where `p == 0` contribute exactly 0 even where `log_values` is
-    `-inf` (masked classes), without creating NaN in the value or gradient.
+    `-inf` or NaN (masked classes), in the value and in the gradient.
     """
-    present = probabilities > 0
-    safe_log_values = ops.where(present, log_values, ops.zeros_like(log_values))
-    return ops.sum(probabilities * safe_log_values, axis=-1)
+    return ops.sum(tf.math.multiply_no_nan(log_values, probabilities), axis=-1)
