@@ -20,7 +20,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) examples/quickstart.py
+	$(PY) -m keras_kd demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -21,31 +21,13 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from benchmarks import common  # noqa: E402
+from benchmarks import throughput  # noqa: E402
 
 BATCH_SIZE = 128
 
 
-def mlp(units, seed):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [keras.Input((784,))]
-        + [keras.layers.Dense(u, activation="relu") for u in units]
-        + [keras.layers.Dense(10)]
-    )
-
-
-def conv(filters, seed):
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((28, 28, 1))]
-    for f in filters:
-        layers += [keras.layers.Conv2D(f, 3, activation="relu"), keras.layers.MaxPooling2D()]
-    return keras.Sequential(layers + [keras.layers.Flatten(), keras.layers.Dense(10)])
-
-
-PAIRS = {
-    "mlp": (lambda: mlp([1200, 1200], 1), lambda: mlp([800, 800], 2), (784,)),
-    "conv": (lambda: conv([32, 64], 1), lambda: conv([16, 32], 2), (28, 28, 1)),
-}
+# The same model pairs as the throughput benchmark.
+PAIRS = throughput.PAIRS
 
 
 def dataset(shape, steps):

@@ -7,9 +7,15 @@ from keras_kd import schedules
 from keras_kd.compat import FeatureDistillation
 from keras_kd.compat import LogitsDistillation
 from keras_kd.distiller import Distiller
+from keras_kd.evaluation import EvaluationReport
+from keras_kd.evaluation import ModelEvaluation
+from keras_kd.evaluation import evaluate_models
+from keras_kd.evaluation import plot_histories
+from keras_kd.evaluation import summarize_reports
 from keras_kd.export import ConversionError
 from keras_kd.export import ExportReport
 from keras_kd.export import export_tflite
+from keras_kd.export import run_tflite
 from keras_kd.export import verify_tflite
 
 __version__ = "0.1.0"
@@ -17,14 +23,20 @@ __version__ = "0.1.0"
 __all__ = [
     "ConversionError",
     "Distiller",
+    "EvaluationReport",
     "ExportReport",
     "TeacherCache",
     "FeatureDistillation",
     "LogitsDistillation",
+    "ModelEvaluation",
     "callbacks",
+    "evaluate_models",
     "export_tflite",
     "losses",
+    "plot_histories",
+    "run_tflite",
     "schedules",
+    "summarize_reports",
     "verify_tflite",
     "__version__",
 ]

@@ -191,10 +191,39 @@ def verify_tflite(model, path, inputs, quantization=None):
     Returns:
         An `ExportReport`.
     """
+    expected = np.asarray(model.predict(inputs, verbose=0, batch_size=64))
+    outputs, latency_ms = run_tflite(path, inputs)
+    outputs = outputs.reshape(expected.shape)
+    return ExportReport(
+        path=path,
+        quantization=quantization,
+        bytes=os.path.getsize(path),
+        num_examples=len(inputs),
+        max_abs_diff=float(np.max(np.abs(outputs - expected))),
+        top1_agreement=float(
+            np.mean(np.argmax(outputs, -1) == np.argmax(expected, -1))
+        ),
+        latency_ms=latency_ms,
+    )
+
+
+def run_tflite(path, inputs):
+    """Runs a `.tflite` file on each example in the LiteRT interpreter.
+
+    Inputs are quantized and outputs dequantized where the file has int8
+    inputs or outputs.
+
+    Args:
+        path: The `.tflite` file.
+        inputs: A numpy array of inputs (the first axis is the batch).
+
+    Returns:
+        The float32 outputs for all examples, and the mean milliseconds per
+        example (batch 1, 1 thread).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
-    expected = np.asarray(model.predict(inputs, verbose=0, batch_size=64))
-    interpreter = Interpreter(model_path=path, num_threads=1)
+    interpreter = Interpreter(model_path=os.fspath(path), num_threads=1)
     interpreter.allocate_tensors()
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
@@ -209,18 +238,7 @@ def verify_tflite(model, path, inputs, quantization=None):
             _dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)
         )
     latency_ms = 1000 * (time.perf_counter() - start) / len(inputs)
-    outputs = np.concatenate(outputs).reshape(expected.shape)
-    return ExportReport(
-        path=path,
-        quantization=quantization,
-        bytes=os.path.getsize(path),
-        num_examples=len(inputs),
-        max_abs_diff=float(np.max(np.abs(outputs - expected))),
-        top1_agreement=float(
-            np.mean(np.argmax(outputs, -1) == np.argmax(expected, -1))
-        ),
-        latency_ms=latency_ms,
-    )
+    return np.concatenate(outputs), latency_ms
 
 
 def _input_spec(model, data):

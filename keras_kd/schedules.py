@@ -163,8 +163,27 @@ class Constant(Schedule):
         return {"value": self.constant, **super().get_config()}
 
 
+class _Transition(Schedule):
+    """Goes from `start` to `end` over `duration` steps, then stays at `end`."""
+
+    _step_arguments = ("duration",)
+
+    def __init__(self, start, end, duration, fractions=False):
+        super().__init__(fractions)
+        self.start, self.end = float(start), float(end)
+        self.duration = _check_step_argument(duration, "duration", fractions)
+
+    def get_config(self):
+        return {
+            "start": self.start,
+            "end": self.end,
+            "duration": self.duration,
+            **super().get_config(),
+        }
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Linear(Schedule):
+class Linear(_Transition):
     """Goes linearly from `start` to `end` over `duration` steps, then stays.
 
     Args:
@@ -179,27 +198,12 @@ class Linear(Schedule):
     2.0
     """
 
-    _step_arguments = ("duration",)
-
-    def __init__(self, start, end, duration, fractions=False):
-        super().__init__(fractions)
-        self.start, self.end = float(start), float(end)
-        self.duration = _check_step_argument(duration, "duration", fractions)
-
     def value(self, step):
         return self.start + (self.end - self.start) * _progress(step, self.duration)
 
-    def get_config(self):
-        return {
-            "start": self.start,
-            "end": self.end,
-            "duration": self.duration,
-            **super().get_config(),
-        }
-
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Cosine(Schedule):
+class Cosine(_Transition):
     """Half a cosine from `start` to `end` over `duration` steps, then stays.
 
     Args:
@@ -214,24 +218,9 @@ class Cosine(Schedule):
     2.0
     """
 
-    _step_arguments = ("duration",)
-
-    def __init__(self, start, end, duration, fractions=False):
-        super().__init__(fractions)
-        self.start, self.end = float(start), float(end)
-        self.duration = _check_step_argument(duration, "duration", fractions)
-
     def value(self, step):
         cosine = 0.5 * (1.0 + ops.cos(math.pi * _progress(step, self.duration)))
         return self.end + (self.start - self.end) * cosine
-
-    def get_config(self):
-        return {
-            "start": self.start,
-            "end": self.end,
-            "duration": self.duration,
-            **super().get_config(),
-        }
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

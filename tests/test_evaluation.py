@@ -1,0 +1,64 @@
+"""The shared evaluation report, checked against numbers computed independently."""
+
+import os
+import statistics
+
+import numpy as np
+import pytest
+
+import keras_kd
+from keras_kd.evaluation import EvaluationReport, ModelEvaluation
+from tests.conftest import make_data
+
+
+def test_keras_models_and_tflite_files_side_by_side(teacher, student, tmp_path):
+    x, y = make_data(n=120, seed=5)
+    path = tmp_path / "student.tflite"
+    keras_kd.export_tflite(student, path, sample=x)
+    report = keras_kd.evaluate_models(
+        {"teacher": teacher, "student": student, "student tflite": path},
+        (x, y),
+        parameters={"student tflite": student.count_params()},
+        latency_examples=20,
+    )
+    for name, model in (("teacher", teacher), ("student", student)):
+        wrong = int(np.sum(np.argmax(model.predict(x, verbose=0), -1) != y))
+        row = report[name]
+        assert row.errors == wrong and row.examples == 120
+        assert row.accuracy == pytest.approx(1 - wrong / 120)
+        assert row.parameters == model.count_params()
+        assert row.bytes > 0 and row.latency_ms > 0
+    assert report["student tflite"].errors == report["student"].errors
+    assert report["student tflite"].bytes == os.path.getsize(path)
+    assert report["student tflite"].parameters == student.count_params()
+    assert "| student tflite |" in str(report)
+
+
+def test_mean_and_std_over_seeds():
+    def row(accuracy, errors):
+        return ModelEvaluation("student", accuracy, errors, 100, 1234, 5000, 0.01)
+
+    reports = [EvaluationReport([row(0.9, 10)]), EvaluationReport([row(0.95, 5)]), EvaluationReport([row(0.92, 8)])]
+    table = keras_kd.summarize_reports(reports)
+    mean = statistics.mean([90.0, 95.0, 92.0])
+    std = statistics.stdev([90.0, 95.0, 92.0])
+    assert f"{mean:.2f} ± {std:.2f}%" in table
+    assert f"{statistics.mean([10, 5, 8]):.1f} ± {statistics.stdev([10, 5, 8]):.1f} of 100" in table
+    assert "(mean ± std, 3 seeds)" in table and "| 1,234 |" in table
+
+
+def test_bad_models_are_refused(tmp_path):
+    x, y = make_data(n=8)
+    with pytest.raises(ValueError, match=r"Models must be keras.Model objects or .tflite paths. Received for 'x': 'model.h5'"):
+        keras_kd.evaluate_models({"x": "model.h5"}, (x, y))
+
+
+def test_learning_curves_png(tmp_path):
+    histories = {
+        "scratch": [{"val_accuracy": [0.5, 0.7, 0.8]}, {"val_accuracy": [0.55, 0.72, 0.79]}],
+        "distilled": {"val_accuracy": [0.6, 0.75, 0.85]},
+    }
+    path = keras_kd.plot_histories(histories, tmp_path / "curves.png", title="t")
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path) == ["curves.png"]

@@ -1,0 +1,38 @@
+"""Every tfds example runs top to bottom with tiny settings on the offline data."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = ROOT.parent / "shared" / "tensorflow_datasets"
+DATA_DIR = os.environ.get("TFDS_DATA_DIR") or str(SHARED_TFDS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
+@pytest.mark.parametrize(
+    "script, rows",
+    [
+        ("mnist_hinton.py", ["| teacher |", "| scratch student |", "| distilled student |", "Test errors:"]),
+        ("fashion_mnist_cnn.py", ["| distilled student, int8 TFLite |", "top-1 agreement"]),
+    ],
+)
+def test_example_runs_with_tiny_settings(script, rows, tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [
+            sys.executable, str(ROOT / "examples" / script), "--data-dir", DATA_DIR,
+            "--train-examples", "512", "--teacher-epochs", "1", "--student-epochs", "1",
+            "--output", str(tmp_path),
+        ],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in rows:
+        assert row in result.stdout
+    assert "of 10000" in result.stdout  # Evaluated on the whole test split.
+    assert (tmp_path / "results.md").is_file()
