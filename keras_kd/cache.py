@@ -17,8 +17,17 @@ The pairing cannot silently go wrong: `compute` stores an order-sensitive
 fingerprint of every input and the number of examples, and `attach` checks
 both against the dataset it is given; a mismatch is a clear error.
 
-The attached dataset yields `({"inputs": x, "teacher_logits": t}, y, ...)`;
-the `Distiller` recognises it and skips the teacher.
+The attached dataset yields `({"keras_kd_inputs": x, "keras_kd_teacher_logits":
+t}, y, ...)`; the `Distiller` recognises it and skips the teacher.
+
+With in-memory arrays, pass the arrays instead: `attach(x_train)` returns that
+dict of arrays, and `fit(attached, y_train, shuffle=True)` lets Keras shuffle
+and slice it as cheaply as plain arrays:
+
+```python
+cache = keras_kd.TeacherCache.compute(teacher, x_train)
+distiller.fit(cache.attach(x_train), y_train, batch_size=256, epochs=20)
+```
 """
 
 import json
@@ -112,7 +121,8 @@ class TeacherCache:
         Args:
             teacher: The teacher `keras.Model` (called with `training=False`).
             dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`
-                elements, in a fixed order, before any shuffling.
+                elements, in a fixed order, before any shuffling; or an
+                array of inputs (the first axis is the example).
             batch_size: Int, the batch size of the teacher pass. Defaults to
                 `256`.
             dtype: `"float32"` or `"float16"` (half the memory; logits are
@@ -131,6 +141,7 @@ class TeacherCache:
                 "Argument `dtype` must be 'float32' or 'float16'. "
                 f"Received: dtype={dtype!r}"
             )
+        dataset = _as_dataset(dataset)
         _check_unbatched(teacher, dataset)
         count, input_fingerprint = fingerprint(dataset)
         if count == 0:
@@ -210,18 +221,22 @@ class TeacherCache:
     def attach(self, dataset):
         """Pairs each example of `dataset` with its cached teacher logits.
 
-        Call it on the dataset the cache was computed from, before shuffling
-        and batching. It checks the dataset's fingerprint first.
+        Call it on the data the cache was computed from (the same dataset,
+        or the same input array), before shuffling and batching. It checks
+        the data's fingerprint first.
 
         Args:
-            dataset: The unbatched `tf.data.Dataset` given to `compute`.
+            dataset: The unbatched `tf.data.Dataset` given to `compute`, or
+                the array of its inputs.
 
         Returns:
-            A dataset of `({"keras_kd_inputs": x, "keras_kd_teacher_logits":
-            t}, y, ...)` elements (or of that dict alone when the dataset
-            holds inputs only), ready to `shuffle` and `batch`.
+            For a dataset: a dataset of `({"keras_kd_inputs": x,
+            "keras_kd_teacher_logits": t}, y, ...)` elements (or of that dict
+            alone when the dataset holds inputs only), ready to `shuffle` and
+            `batch`. For an array: the dict of the two arrays, ready for
+            `fit(attached, y, shuffle=True)`.
         """
-        count, input_fingerprint = fingerprint(dataset)
+        count, input_fingerprint = fingerprint(_as_dataset(dataset))
         if (count, input_fingerprint) != (len(self), self.fingerprint):
             raise ValueError(
                 "These teacher logits were computed for other data: the "
@@ -231,6 +246,8 @@ class TeacherCache:
                 "exact dataset it was computed from, before shuffling, or "
                 "compute it again."
             )
+        if not isinstance(dataset, tf.data.Dataset):
+            return {INPUTS_KEY: dataset, LOGITS_KEY: np.asarray(self.logits)}
         paired = tf.data.Dataset.zip((dataset, self._logits_dataset()))
         return paired.map(_merge, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -256,13 +273,19 @@ def _merge(element, logits):
     return {INPUTS_KEY: element, LOGITS_KEY: logits}
 
 
+def _as_dataset(data):
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, np.ndarray):
+        return tf.data.Dataset.from_tensor_slices(data)
+    raise ValueError(
+        "Argument `dataset` must be an unbatched tf.data.Dataset (e.g. "
+        "tf.data.Dataset.from_tensor_slices((x, y))) or a numpy array of "
+        f"inputs. Received: {type(data).__name__}"
+    )
+
+
 def _check_unbatched(teacher, dataset):
-    if not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
-            "Argument `dataset` must be an unbatched tf.data.Dataset (e.g. "
-            "tf.data.Dataset.from_tensor_slices((x, y))). Received: "
-            f"{type(dataset).__name__}"
-        )
     inputs = getattr(teacher, "inputs", None)
     spec = tf.nest.flatten(_inputs_of(dataset.element_spec))[0]
     if inputs and len(spec.shape) == len(inputs[0].shape):

@@ -101,6 +101,8 @@ def test_bad_cache_inputs(teacher, tmp_path):
     examples = _examples()
     with pytest.raises(ValueError, match=r"Argument `dataset` looks batched: its inputs have shape \(None, 12\)"):
         keras_kd.TeacherCache.compute(teacher, examples.batch(8), verbose=0)
+    with pytest.raises(ValueError, match=r"Argument `dataset` must be an unbatched tf.data.Dataset .* or a numpy array of inputs. Received: list"):
+        keras_kd.TeacherCache.compute(teacher, [1, 2], verbose=0)
     with pytest.raises(ValueError, match=r"Argument `dtype` must be 'float32' or 'float16'"):
         keras_kd.TeacherCache.compute(teacher, examples, dtype="int8", verbose=0)
     with pytest.raises(ValueError, match=r"Argument `path` must end with '.npy'"):
@@ -120,3 +122,21 @@ def test_terms_on_teacher_layers_cannot_use_the_cache(student):
     with pytest.raises(ValueError, match=r"Cached teacher outputs hold the teacher's logits only, but terms read the teacher layers \['hidden'\]"):
         distiller.fit(cache.attach(examples).batch(16), verbose=0)
     assert CallCounter  # Shared with test_frozen_teacher.
+
+
+def test_arrays_attach_as_a_dict_that_keras_shuffles(teacher, student):
+    x, y = make_data(n=96)
+    cache = keras_kd.TeacherCache.compute(teacher, x, verbose=0)
+    attached = cache.attach(x)
+    np.testing.assert_allclose(attached[keras_kd.cache.LOGITS_KEY], teacher(x), rtol=1e-5, atol=1e-6)
+    # A cache from the (x, y) dataset fits the same input array, and vice versa.
+    from_dataset = keras_kd.TeacherCache.compute(teacher, _examples(), verbose=0)
+    assert from_dataset.fingerprint == cache.fingerprint
+    distiller = _distiller(teacher, student)
+    with_cache = distiller.evaluate(attached, y, batch_size=32, return_dict=True, verbose=0)
+    without = distiller.evaluate(x, y, batch_size=32, return_dict=True, verbose=0)
+    for key in without:
+        np.testing.assert_allclose(with_cache[key], without[key], rtol=1e-6, err_msg=key)
+    distiller.fit(attached, y, batch_size=16, shuffle=True, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"These teacher logits were computed for other data"):
+        cache.attach(x[::-1].copy())
