@@ -191,3 +191,36 @@ def test_bad_export_arguments(trained_student, tmp_path):
     with pytest.raises(ValueError, match=r"Argument `representative_data` is required"):
         keras_kd.callbacks.TFLiteExport(tmp_path / "s.tflite", quantization="int8")
     assert os.listdir(tmp_path) == []
+
+
+def test_tflite_export_callback_exports_at_each_improvement(tmp_path, monkeypatch):
+    from keras_kd import export as export_module
+    from tests.conftest import make_data, make_mlp
+
+    calls = []
+    real = export_module.export_tflite
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "export_tflite", counting)
+    x, y = make_data(n=64)
+    distiller = keras_kd.Distiller(make_mlp(16, seed=1), make_mlp(8, seed=2), alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    path = tmp_path / "best.tflite"
+    callback = keras_kd.callbacks.TFLiteExport(path, monitor="loss", sample=x, verbose=0)
+    history = distiller.fit(x, y, epochs=4, callbacks=[callback], verbose=0).history
+    improvements = sum(1 for i, v in enumerate(history["loss"]) if v < min(history["loss"][:i], default=np.inf))
+    assert len(calls) == improvements >= 2
+    assert callback.report.top1_agreement == 1.0 and path.is_file()
+    assert sorted(os.listdir(tmp_path)) == ["best.tflite"]
+    missing = keras_kd.callbacks.TFLiteExport(tmp_path / "x.tflite", monitor="val_auc", verbose=0)
+    with pytest.raises(ValueError, match=r"TFLiteExport monitors 'val_auc', which is not logged. Logged values: \['kl_loss', 'loss', 'student_loss'\]"):
+        distiller.fit(x, y, epochs=1, callbacks=[missing], verbose=0)
+    unwritable = keras_kd.callbacks.TFLiteExport(tmp_path / "no" / "x.tflite", verbose=0)
+    weights = [w.numpy().copy() for w in distiller.student.weights]
+    with pytest.raises(ValueError, match=r"must be in an existing folder"):
+        distiller.fit(x, y, epochs=1, callbacks=[unwritable], verbose=0)
+    for before, w in zip(weights, distiller.student.weights):  # Failed before any training.
+        np.testing.assert_array_equal(before, w.numpy())
