@@ -147,7 +147,15 @@ with open(os.path.join(args.output, "results.md"), "w") as f:
 """
 ## What to expect
 
-The measured numbers, with the command and the machine, are in README's
-"Results" section. The int8 file is about a quarter of the float32 one and
-agrees with the Keras student on almost every test image.
+Measured on 2 CPU cores (one seed; whole test split, 10,000 images):
+
+| epochs (teacher / students) | teacher | scratch student | distilled student | int8 TFLite |
+|---|---|---|---|---|
+| 8 / 10 (the defaults, 3 min) | 89.72% | 85.49% | 85.38% | 85.59% |
+| 20 / 30 (`--teacher-epochs 20 --student-epochs 30`, 7 min) | 90.67% | 87.18% | 87.52% | 87.50% |
+
+The student has 5,258 parameters (the teacher 121,930); its int8 file is
+10,912 bytes against 25,020 for float32 and agrees with the Keras student on
+99% of test images. Distillation gains little here (+0.34 points with the
+longer run, none with the defaults): see README's "Examples and results".
 """

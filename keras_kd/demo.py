@@ -276,13 +276,20 @@ def run(dataset="digits", data_dir=None, output="demo_output", seeds=3, setting=
 
 
 def _verdict(reports, test_size):
-    scratch = [r["scratch student"].accuracy for r in reports]
-    distilled = [r["distilled student"].accuracy for r in reports]
-    gain = 100 * (statistics.mean(distilled) - statistics.mean(scratch))
-    one_example = 100 / test_size
+    def mean_accuracy(name):
+        return 100 * statistics.mean(r[name].accuracy for r in reports)
+
+    scratch, distilled = mean_accuracy("scratch student"), mean_accuracy("distilled student")
+    teacher = mean_accuracy("teacher")
+    gain, one_example = distilled - scratch, 100 / test_size
+    summary = (f"{gain:+.2f} points over the scratch student at equal epochs (mean over "
+               f"{len(reports)} seeds; one test example is {one_example:.2f} points)")
     if gain > one_example:
-        return (f"\nDistillation helped: +{gain:.2f} points over the scratch student at equal "
-                f"epochs (mean over {len(reports)} seeds; one test example is {one_example:.2f} points).")
-    return (f"\nDistillation did not beat the scratch student here: {gain:+.2f} points (mean over "
-            f"{len(reports)} seeds; one test example is {one_example:.2f} points). On a dataset this "
-            "small and easy the labels already carry most of what the teacher knows.")
+        return f"\nDistillation helped: {summary}."
+    reason = (
+        f"the scratch student is already about as accurate as the teacher ({scratch:.2f}% vs "
+        f"{teacher:.2f}%), so the teacher has little to teach that the labels do not"
+        if scratch >= teacher - 1.0
+        else "the teacher's soft targets did not carry enough beyond the labels at this size"
+    )
+    return f"\nDistillation did not beat the scratch student here: {summary}. Why: {reason}."
