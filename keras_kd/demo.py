@@ -259,6 +259,7 @@ def run(dataset="digits", data_dir=None, output="demo_output", seeds=3, setting=
                 },
                 test,
                 parameters={"distilled student, int8 TFLite": distilled.count_params()},
+                workdir=output,  # Nothing is written outside `output`.
             )
         )
     plot = evaluation.plot_histories(

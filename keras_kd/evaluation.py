@@ -58,7 +58,7 @@ class EvaluationReport:
         return summarize_reports([self])
 
 
-def evaluate_models(models, data, parameters=None, latency_examples=200):
+def evaluate_models(models, data, parameters=None, latency_examples=200, workdir=None):
     """Evaluates Keras models and `.tflite` files on the same test data.
 
     Args:
@@ -71,6 +71,9 @@ def evaluate_models(models, data, parameters=None, latency_examples=200):
             exported from). Defaults to `None`.
         latency_examples: Int, examples timed for the latency. Defaults to
             `200`.
+        workdir: Optional folder for the temporary float32 exports of Keras
+            models (removed afterwards). Defaults to `None` (the system's
+            temporary folder).
 
     Returns:
         An `EvaluationReport`; `print(report)` shows the table.
@@ -90,7 +93,7 @@ def evaluate_models(models, data, parameters=None, latency_examples=200):
     x, y = _arrays(data)
     parameters = dict(parameters or {})
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for name, model in models.items():
             if isinstance(model, keras.Model):
                 predictions = np.argmax(model.predict(x, verbose=0, batch_size=256), -1)
