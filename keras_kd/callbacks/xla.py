@@ -37,6 +37,7 @@ class XLACompile(keras.callbacks.Callback):
         self.mode = mode
         self.verbose = verbose
         self.jit_compile = None
+        self._reported = False
 
     def on_train_begin(self, logs=None):
         self.jit_compile = xla.resolve_jit_compile(self.mode)
@@ -51,5 +52,6 @@ class XLACompile(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         seconds = getattr(self.model, "xla_first_call_seconds", None)
-        if self.verbose > 0 and batch == 0 and seconds is not None:
+        if self.verbose > 0 and not self._reported and seconds is not None:
+            self._reported = True
             print(f"\nXLACompile: first XLA call (compile + step) {seconds:.2f} s.")
