@@ -18,7 +18,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -27,15 +26,8 @@ from benchmarks import common  # noqa: E402
 
 
 def tflite_accuracy(path, x, y):
-    interpreter = Interpreter(model_path=path, num_threads=1)
-    interpreter.allocate_tensors()
-    given, output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    hits = 0
-    for example, label in zip(x, y):
-        interpreter.set_tensor(given["index"], example[None])
-        interpreter.invoke()
-        hits += int(np.argmax(interpreter.get_tensor(output["index"])) == label)
-    return hits / len(y)
+    outputs, _ = keras_kd.run_tflite(path, x)
+    return float(np.mean(np.argmax(outputs, -1) == y))
 
 
 def main():
