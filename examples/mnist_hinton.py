@@ -23,7 +23,6 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 

@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from tests import reference
-from tests.conftest import NUM_CLASSES, make_data, make_mlp
+from tests.conftest import NUM_CLASSES, make_mlp
 
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 ONE_HOT = keras.losses.CategoricalCrossentropy(from_logits=True)
