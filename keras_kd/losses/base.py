@@ -113,11 +113,6 @@ class DistillationTerm(keras.layers.Layer):
             "student_outputs, labels, temperature)`."
         )
 
-    def call(self, teacher_outputs, student_outputs, labels=None,
-             temperature=1.0):
-        return self.compute(teacher_outputs, student_outputs, labels,
-                            temperature)
-
     def get_config(self):
         config = super().get_config()
         config.update(
