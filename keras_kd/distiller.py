@@ -1,11 +1,14 @@
 """The Distiller: a `keras.Model` that trains a student to mimic a teacher."""
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from keras_kd import cache
 from keras_kd import compat
+from keras_kd import nonfinite
 from keras_kd import validation
 from keras_kd import xla
 from keras_kd.loss_means import LossMeans
@@ -134,6 +137,8 @@ class Distiller(keras.Model):
         self._loss_means = LossMeans(
             ["loss", "student_loss"] + [f"{term.name}_loss" for term in terms]
         )
+        self._skipped_steps = nonfinite.SkippedSteps()
+        self._evaluating = False
         if teacher.built and student.built:
             self.built = True
 
@@ -283,6 +288,8 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         metrics = [self._loss_means]
+        if not self._evaluating:  # Evaluation skips nothing: no count.
+            metrics.append(self._skipped_steps)
         if getattr(self, "_compile_metrics", None) is not None:
             metrics.append(self._compile_metrics)
         return metrics
@@ -327,13 +334,40 @@ class Distiller(keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss)
         trainable_variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, trainable_variables))
+        finite = nonfinite.apply_if_finite(
+            self.optimizer, loss, gradients, trainable_variables
+        )
+        self._skipped_steps.count(finite)
         return self.compute_metrics(x, y, student_logits, sample_weight)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         student_logits, _ = self._forward(x, y, sample_weight, training=False)
         return self.compute_metrics(x, y, student_logits, sample_weight)
+
+    def fit(self, *args, **kwargs):
+        """Trains the student; same arguments and return value as `keras.Model.fit`.
+
+        Besides Keras's behaviour, a step whose loss or gradients are not
+        finite is skipped (see `keras_kd.nonfinite`): the weights and the
+        optimizer state stay as they were, `skipped_steps` in the logs counts
+        such steps per epoch, and a warning is given once per epoch with some.
+        """
+        keras_fit = super().fit
+        arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
+        callbacks = list(arguments.arguments.get("callbacks") or [])
+        arguments.arguments["callbacks"] = callbacks + [
+            nonfinite.SkippedStepsWarning(self._skipped_steps.name)
+        ]
+        return keras_fit(*arguments.args, **arguments.kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """Evaluates the student; same arguments as `keras.Model.evaluate`."""
+        self._evaluating = True
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._evaluating = False
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on the student's outputs.
@@ -474,6 +508,34 @@ class Distiller(keras.Model):
         return labeled if sample_weight is None else labeled * sample_weight
 
     # Serialization ---------------------------------------------------------
+
+    def _random_states(self):
+        """The student's and the terms' random-number states (e.g. Dropout's).
+
+        Keras leaves them out of saved weights; the Distiller saves them with
+        its own variables, so a run restored from a checkpoint (for example
+        by `keras.callbacks.BackupAndRestore`) draws the same dropout masks
+        as an uninterrupted one.
+        """
+        states = []
+        for model in [self.student] + list(self.terms):
+            weights = {id(w) for w in model.weights}
+            states += [v for v in model.variables if id(v) not in weights]
+        return states
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for index, state in enumerate(self._random_states()):
+            store[f"random_state_{index}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        own = {k: store[k] for k in keys if not k.startswith("random_state_")}
+        super().load_own_variables(own)
+        for index, state in enumerate(self._random_states()):
+            key = f"random_state_{index}"
+            if key in keys:  # Files saved by older versions lack them.
+                state.assign(store[key])
 
     def get_config(self):
         return {

@@ -125,8 +125,9 @@ def export_tflite(
         calibration_examples,
     )
     folder, name = os.path.split(path)
+    _remove_stale_temporaries(folder, name)
     handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{name}.", suffix=".tflite"
+        dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp.tflite"
     )
     os.close(handle)
     try:
@@ -147,6 +148,33 @@ def export_tflite(
         else _first_examples(sample, sample_size)
     )
     return verify_tflite(model, path, inputs, quantization=quantization)
+
+
+def _remove_stale_temporaries(folder, name):
+    """Removes temporary files of exports to `name` whose process is gone.
+
+    A process killed mid-export (SIGKILL, power loss) cannot remove its
+    temporary file; the final file is never partial, and the next export to
+    the same path clears what the dead process left.
+    """
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.\w+\.tmp\.tflite$")
+    for entry in os.listdir(folder):
+        match = pattern.match(entry)
+        if match and not _process_alive(int(match.group(1))):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except FileNotFoundError:
+                pass  # Another process cleared it first.
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Alive, owned by another user.
+    return True
 
 
 def check_export_path(path):

@@ -216,7 +216,7 @@ def test_tflite_export_callback_exports_at_each_improvement(tmp_path, monkeypatc
     assert callback.report.top1_agreement == 1.0 and path.is_file()
     assert sorted(os.listdir(tmp_path)) == ["best.tflite"]
     missing = keras_kd.callbacks.TFLiteExport(tmp_path / "x.tflite", monitor="val_auc", verbose=0)
-    with pytest.raises(ValueError, match=r"TFLiteExport monitors 'val_auc', which is not logged. Logged values: \['kl_loss', 'loss', 'student_loss'\]"):
+    with pytest.raises(ValueError, match=r"TFLiteExport monitors 'val_auc', which is not logged. Logged values: \['kl_loss', 'loss', 'skipped_steps', 'student_loss'\]"):
         distiller.fit(x, y, epochs=1, callbacks=[missing], verbose=0)
     unwritable = keras_kd.callbacks.TFLiteExport(tmp_path / "no" / "x.tflite", verbose=0)
     weights = [w.numpy().copy() for w in distiller.student.weights]

@@ -56,6 +56,12 @@ class TemperatureScheduler(keras.callbacks.Callback):
             raise ValueError(
                 f"Argument `per` must be one of {PER}. Received: per={per!r}"
             )
+        if isinstance(schedule, dict):
+            raise ValueError(
+                "Argument `schedule` is the temperature's schedule; pass a "
+                "dict of schedules by name as `schedules=`. Received: "
+                f"schedule={schedule!r}"
+            )
         given = dict(schedules or {})
         if schedule is not None:
             if "temperature" in given:

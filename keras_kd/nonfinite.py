@@ -1,0 +1,147 @@
+"""Skipping training steps whose loss or gradients are not finite.
+
+A single batch with an overflow, a corrupt example or a NaN label can turn
+the loss or a gradient into NaN or infinity; applying that update ruins every
+weight it touches. The Distiller checks each step and applies the update only
+when the loss and all gradients are finite, on every replica at once. Skipped
+steps are counted in the logs (`skipped_steps`, per epoch) and a warning is
+given once per epoch that has some.
+
+The logged `loss` still includes the skipped batch, so it shows NaN or inf
+for that epoch: `keras.callbacks.TerminateOnNaN` stops training as usual, but
+with the weights of the last finite step (Keras's own models stop only after
+the NaN update has been applied).
+"""
+
+import warnings
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def is_finite(loss, gradients):
+    """Whether `loss` and every gradient are finite, as a scalar bool tensor."""
+    checks = [ops.all(ops.isfinite(loss))]
+    checks += [ops.all(ops.isfinite(g)) for g in gradients if g is not None]
+    return ops.all(ops.stack(checks))
+
+
+def apply_if_finite(optimizer, loss, gradients, variables):
+    """Applies `gradients` with `optimizer` only if they and `loss` are finite.
+
+    Called in a replica context (inside `train_step`). The decision is taken
+    over all replicas, so they all skip or all apply. With a
+    `keras.optimizers.LossScaleOptimizer` the non-finite gradients are handed
+    to it, which skips them and lowers its loss scale, as it does for
+    float16 overflows.
+
+    Args:
+        optimizer: The `keras.optimizers.Optimizer` of the model.
+        loss: The scalar loss of the step (unscaled).
+        gradients: The list of gradients, `None` for unconnected variables.
+        variables: The trainable variables, in the order of `gradients`.
+
+    Returns:
+        A scalar bool tensor: whether the update was applied (the same value
+        on every replica).
+    """
+    finite = is_finite(loss, gradients)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        failures = context.all_reduce("SUM", 1.0 - ops.cast(finite, "float32"))
+        finite = ops.equal(failures, 0.0)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        nan = ops.convert_to_tensor(float("nan"))
+        gradients = [
+            g if g is None else ops.where(finite, g, ops.cast(nan, g.dtype))
+            for g in gradients
+        ]
+        optimizer.apply(gradients, variables)
+        return finite
+    if not optimizer.built:
+        optimizer.build(variables)
+
+    if context is None or _replica_cond_allowed():
+        ops.cond(
+            finite, lambda: optimizer.apply(gradients, variables), lambda: None
+        )
+    else:
+        # A cond in a replica context may not contain the optimizer's
+        # `merge_call`, so the branch is taken in the cross-replica context
+        # (as keras.optimizers.LossScaleOptimizer does), and each replica's
+        # gradients go through `merge_call`'s arguments.
+        def cross_replica(strategy, finite, gradients, variables):
+            finite = strategy.experimental_local_results(finite)[0]
+            ops.cond(
+                finite,
+                lambda: strategy.extended.call_for_each_replica(
+                    optimizer.apply, args=(gradients, variables)
+                ),
+                lambda: None,
+            )
+
+        context.merge_call(
+            cross_replica, args=(finite, gradients, variables)
+        )
+    return finite
+
+
+def _replica_cond_allowed():
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+class SkippedSteps(keras.metrics.Metric):
+    """Counts the skipped training steps of the current epoch.
+
+    Args:
+        name: The name logged. Defaults to `"skipped_steps"`.
+    """
+
+    def __init__(self, name="skipped_steps"):
+        super().__init__(name=name)
+        self.total = self.add_variable(
+            shape=(), initializer="zeros", name="total", aggregation="sum"
+        )
+
+    def count(self, applied):
+        """Adds 1 if `applied` is false (the same on every replica)."""
+        skipped = 1.0 - ops.cast(applied, "float32")
+        # Every replica adds its share; the variable sums them.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.total.assign_add(skipped / replicas)
+
+    def update_state(self, applied):
+        self.count(applied)
+
+    def result(self):
+        return self.total
+
+    def reset_state(self):
+        self.total.assign(0.0)
+
+
+class SkippedStepsWarning(keras.callbacks.Callback):
+    """Warns once at the end of each epoch in which steps were skipped.
+
+    Added by `Distiller.fit`; not part of the public API.
+
+    Args:
+        log_name: The log entry counting skipped steps.
+    """
+
+    def __init__(self, log_name):
+        super().__init__()
+        self.log_name = log_name
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = float((logs or {}).get(self.log_name, 0.0))
+        if skipped > 0:
+            warnings.warn(
+                f"Epoch {epoch + 1}: {skipped:g} training step(s) had a "
+                "non-finite loss or gradient and were skipped (no update "
+                "applied). Look for NaN/inf in the inputs or labels, a too "
+                "large learning rate, or extreme logits.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
