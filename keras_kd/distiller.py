@@ -327,6 +327,10 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        # State the forward pass updates (BatchNorm statistics), kept to be
+        # put back if the step is skipped.
+        updated_state = self.student.non_trainable_weights
+        state_before = [tf.identity(v.value) for v in updated_state]
         with tf.GradientTape() as tape:
             student_logits, loss = self._forward(
                 x, y, sample_weight, training=True
@@ -337,6 +341,8 @@ class Distiller(keras.Model):
         finite = nonfinite.apply_if_finite(
             self.optimizer, loss, gradients, trainable_variables
         )
+        for variable, value in zip(updated_state, state_before):
+            variable.assign(ops.where(finite, variable.value, value))
         self._skipped_steps.count(finite)
         return self.compute_metrics(x, y, student_logits, sample_weight)
 
