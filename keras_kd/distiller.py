@@ -412,7 +412,11 @@ class Distiller(keras.Model):
                 ops.cast(teacher_outputs[FINAL_OUTPUT], "float32")
             )
         student_outputs = self._student_view(x, training=training)
-        student_logits = student_outputs[FINAL_OUTPUT]
+        # One float32 copy of the logits feeds every loss, so under
+        # mixed_float16 the gradients of all parts are summed in float32 and
+        # rounded to float16 once.
+        student_logits = ops.cast(student_outputs[FINAL_OUTPUT], "float32")
+        student_outputs[FINAL_OUTPUT] = student_logits
         _check_logit_shapes(teacher_outputs[FINAL_OUTPUT], student_logits)
         batch_size = ops.shape(student_logits)[0]
         if sample_weight is not None:

@@ -63,3 +63,18 @@ def student():
 @pytest.fixture
 def data():
     return make_data()
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One MirroredStrategy over the 2 logical CPUs, shared by all tests.
+
+    One object for the whole session: separate MirroredStrategy objects over
+    the same devices restart their collective instance keys, and TensorFlow
+    then mixes up collectives of different models (a shape-mismatch abort).
+    """
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

@@ -59,3 +59,24 @@ def total_loss(teacher, student, labels, temperature, alpha, terms, sample_weigh
         t = own_temperature if own_temperature is not None else temperature
         distillation += weight * reduce(fn(teacher, student, t), sample_weight)
     return alpha * student_loss + (1 - alpha) * distillation
+
+
+def softmax(z):
+    return np.exp(log_softmax(z))
+
+
+def total_loss_gradient(teacher, student, labels, temperature, alpha, sample_weight=None):
+    """d total_loss / d student logits for the default KL term (weight 1).
+
+    Per row i of a batch of B: `w_i / B · [alpha · (softmax(s_i) - onehot(y_i))
+    + (1 - alpha) · T · (softmax(s_i / T) - softmax(t_i / T))]`; masked
+    (-inf) classes get 0.
+    """
+    t = np.asarray(teacher, np.float64)
+    s = np.asarray(student, np.float64)
+    batch_size = len(s)
+    weights = np.ones(batch_size) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    onehot = np.eye(s.shape[-1])[np.asarray(labels, int)]
+    student_part = softmax(s) - onehot
+    kl_part = temperature * (softmax(s / temperature) - softmax(t / temperature))
+    return weights[:, None] / batch_size * (alpha * student_part + (1 - alpha) * kl_part)

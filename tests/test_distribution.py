@@ -42,11 +42,8 @@ def _keras_kd(teacher, student):
     [keras.losses.SparseCategoricalCrossentropy(from_logits=True), "sparse_categorical_crossentropy"],
     ids=["loss_object", "string_loss"],
 )
-def test_two_replicas_equal_one_device(loss):
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-    assert mirrored.num_replicas_in_sync == 2
+def test_two_replicas_equal_one_device(loss, two_replicas):
+    mirrored = two_replicas
     one_logs, one_weights = _run(tf.distribute.get_strategy(), _keras_kd, loss)
     two_logs, two_weights = _run(mirrored, _keras_kd, loss)
     assert sorted(one_logs) == sorted(two_logs)
@@ -58,10 +55,9 @@ def test_two_replicas_equal_one_device(loss):
 
 
 @pytest.mark.upstream
-def test_keras_distillation_misreports_under_two_replicas():
+def test_keras_distillation_misreports_under_two_replicas(two_replicas):
     """Documents keras.distillation (PEER.md): its per-part losses come out ×½."""
-    devices = tf.config.list_logical_devices("CPU")
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    mirrored = two_replicas
 
     def peer(teacher, student):
         return keras.distillation.Distiller(
