@@ -254,7 +254,7 @@ class Distiller(keras.Model):
                 "Argument `loss` (the student loss) is required when alpha > 0. "
                 "Pass e.g. loss=keras.losses.SparseCategoricalCrossentropy("
                 "from_logits=True), or build the Distiller with alpha=0 for "
-                f"pure distillation. Received: loss=None, alpha={alpha}"
+                f"pure distillation. Received: loss=None, alpha={alpha:g}"
             )
         optimizer = keras.optimizers.get(optimizer)
         if _computes_in_float16(self.student) and not isinstance(
@@ -505,7 +505,7 @@ class Distiller(keras.Model):
             raise ValueError(
                 "The data carries no labels, so alpha must be 0 (pure "
                 "distillation). Build the Distiller with alpha=0, or yield "
-                f"(x, y) batches. Received: alpha={alpha}"
+                f"(x, y) batches. Received: alpha={alpha:g}"
             )
 
     def _labeled_rows_weight(self, y, sample_weight):

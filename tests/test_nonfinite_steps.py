@@ -130,3 +130,15 @@ def test_mixed_float16_student_skips_through_its_loss_scale_optimizer():
         history = distiller.fit(_batches(x, y), epochs=2, verbose=0).history
     assert history["skipped_steps"] == [1.0, 1.0]
     assert all(np.isfinite(w.numpy()).all() for w in student.weights)
+
+
+@pytest.mark.upstream
+def test_keras_distillation_applies_the_nan_update():
+    x, y = _data()
+    peer = keras.distillation.Distiller(
+        make_mlp(32, seed=1), _student(),
+        distillation_losses=keras.distillation.LogitsDistillation(2.0, loss=keras.losses.KLDivergence()),
+    )
+    peer.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE)
+    peer.fit(_batches(x, y), epochs=1, verbose=0)
+    assert not all(np.isfinite(w.numpy()).all() for w in peer.student.weights)

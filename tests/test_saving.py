@@ -72,3 +72,55 @@ def test_keras_distillation_cannot_fit_after_loading(teacher, student, tmp_path)
         restored = keras.models.load_model(tmp_path / "peer.keras")
     with pytest.raises(AttributeError, match="_student_loss"):
         restored.fit(x, y, verbose=0)
+
+
+def test_every_part_loads_in_safe_mode(tmp_path):
+    """All keras_kd objects deserialize with safe_mode=True (no lambdas, no pickle)."""
+    keras.utils.set_random_seed(3)
+    teacher = keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(5), keras.layers.Softmax()],
+        name="soft_teacher",
+    )
+    student = keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(8, activation="relu", name="hidden"),
+         keras.layers.Dropout(0.3), keras.layers.Dense(5)],
+        name="student",
+    )
+    terms = [
+        keras_kd.losses.KLDivergence(),
+        keras_kd.losses.SoftTargetCrossentropy(weight=0.5, temperature=2.0),
+        keras_kd.losses.LogitMSE(weight=0.1),
+    ]
+    distiller = keras_kd.Distiller(teacher, student, terms=terms, teacher_outputs="probabilities")
+    distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = make_data(n=32)
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    distiller.save(tmp_path / "d.keras")
+    restored = keras.saving.load_model(tmp_path / "d.keras", safe_mode=True)
+    assert restored.teacher_outputs == "probabilities"
+    assert [type(t).__name__ for t in restored.terms] == ["KLDivergence", "SoftTargetCrossentropy", "LogitMSE"]
+    # The Dropout random state came back too: the next epoch draws the same masks.
+    a = distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"]
+    b = restored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(b, a, rtol=1e-6)
+
+
+def test_the_package_has_no_unsafe_deserialization():
+    """No eval/exec, no pickle-like modules, no Lambda layers, no safe_mode=False."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(keras_kd.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not {"pickle", "dill", "marshal", "cloudpickle", "shelve"} & {n.split(".")[0] for n in names}, path
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                assert name not in {"eval", "exec", "Lambda", "enable_unsafe_deserialization"}, (path, node.lineno)
+                for keyword in node.keywords:
+                    if keyword.arg == "safe_mode":
+                        assert not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False), path

@@ -1,0 +1,214 @@
+"""README's bad-input table, row by row: the exact error, no file, teacher intact.
+
+Each row of the table under "## Bad input" in README.md names a case below
+and quotes the error it gets (`…` stands for a long repr or path). The test
+runs the case in an empty folder and checks that the error is the one quoted,
+that the folder is still empty afterwards, and that the teacher's weights
+and BatchNorm statistics are bit-identical.
+"""
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from keras_kd import schedules
+from tests.conftest import NUM_CLASSES, NUM_FEATURES, make_data, make_mlp
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _teacher():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [
+            keras.Input((NUM_FEATURES,)),
+            keras.layers.Dense(16, name="hidden"),
+            keras.layers.BatchNormalization(name="norm"),
+            keras.layers.ReLU(name="relu"),
+            keras.layers.Dense(NUM_CLASSES, name="logits"),
+        ],
+        name="teacher",
+    )
+
+
+def _student():
+    return make_mlp(8, seed=2, name="student")
+
+
+def _distiller(teacher, **kwargs):
+    return keras_kd.Distiller(teacher, _student(), **kwargs)
+
+
+def _labelled():
+    x, y = make_data(n=32)
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+# Each case gets the teacher and the (empty, current) folder.
+def temperature_zero(teacher, folder):
+    _distiller(teacher, temperature=0)
+
+
+def alpha_above_one(teacher, folder):
+    _distiller(teacher, alpha=1.5)
+
+
+def teacher_not_a_model(teacher, folder):
+    keras_kd.Distiller(lambda x: x, _student())
+
+
+def same_model_twice(teacher, folder):
+    keras_kd.Distiller(teacher, teacher)
+
+
+def output_shapes_differ(teacher, folder):
+    keras_kd.Distiller(teacher, make_mlp(8, seed=2, num_classes=NUM_CLASSES + 1, name="student"))
+
+
+def softmax_teacher(teacher, folder):
+    soft = keras.Sequential([teacher, keras.layers.Softmax()], name="soft_teacher")
+    keras_kd.Distiller(soft, _student())
+
+
+def unknown_layer_name(teacher, folder):
+    _distiller(teacher, terms=[keras_kd.losses.LogitMSE(teacher_layer="dense_3")])
+
+
+def compile_without_student_loss(teacher, folder):
+    _distiller(teacher, alpha=0.1).compile(optimizer="adam")
+
+
+def one_hot_labels_with_sparse_loss(teacher, folder):
+    x, y = make_data(n=32)
+    data = tf.data.Dataset.from_tensor_slices((x, keras.utils.to_categorical(y, NUM_CLASSES))).batch(16)
+    _distiller(teacher).compile(optimizer="adam", loss=SPARSE).fit(data, verbose=0)
+
+
+def no_labels_with_positive_alpha(teacher, folder):
+    x, _ = make_data(n=32)
+    data = tf.data.Dataset.from_tensor_slices(x).batch(16)
+    _distiller(teacher, alpha=0.2).compile(optimizer="adam", loss=SPARSE).fit(data, verbose=0)
+
+
+def cache_of_other_data(teacher, folder):
+    cache = keras_kd.TeacherCache.compute(teacher, _labelled(), verbose=0)
+    x, y = make_data(n=32, seed=9)
+    cache.attach(tf.data.Dataset.from_tensor_slices((x, y)))
+
+
+def cache_of_a_batched_dataset(teacher, folder):
+    keras_kd.TeacherCache.compute(teacher, _labelled().batch(8), verbose=0)
+
+
+def cache_path_not_npy(teacher, folder):
+    keras_kd.TeacherCache.compute(teacher, _labelled(), path="logits.txt", verbose=0)
+
+
+def export_path_not_tflite(teacher, folder):
+    keras_kd.export_tflite(_student(), "student.bin")
+
+
+def export_into_missing_folder(teacher, folder):
+    keras_kd.export_tflite(_student(), os.path.join("missing", "student.tflite"))
+
+
+def int8_without_representative_data(teacher, folder):
+    keras_kd.export_tflite(_student(), "student.tflite", quantization="int8")
+
+
+def unknown_quantization(teacher, folder):
+    keras_kd.callbacks.TFLiteExport("student.tflite", quantization="int4")
+
+
+def scheduler_on_a_plain_model(teacher, folder):
+    student = _student()
+    student.compile(optimizer="adam", loss=SPARSE)
+    x, y = make_data(n=32)
+    annealing = keras_kd.callbacks.TemperatureScheduler(schedules.Linear(4.0, 1.0, duration=2))
+    student.fit(x, y, epochs=1, callbacks=[annealing], verbose=0)
+
+
+def scheduler_for_an_unknown_value(teacher, folder):
+    distiller = _distiller(teacher).compile(optimizer="adam", loss=SPARSE)
+    x, y = make_data(n=32)
+    annealing = keras_kd.callbacks.TemperatureScheduler(schedules={"beta": lambda step: 1.0})
+    distiller.fit(x, y, epochs=1, callbacks=[annealing], verbose=0)
+
+
+def schedule_that_goes_nonfinite(teacher, folder):
+    distiller = _distiller(teacher).compile(optimizer="adam", loss=SPARSE)
+    x, y = make_data(n=32)
+    annealing = keras_kd.callbacks.TemperatureScheduler(lambda epoch: float("inf") if epoch == 1 else 4.0)
+    distiller.fit(x, y, epochs=3, callbacks=[annealing], verbose=0)
+
+
+def export_monitoring_an_unlogged_value(teacher, folder):
+    distiller = _distiller(teacher).compile(optimizer="adam", loss=SPARSE)
+    x, y = make_data(n=32)
+    export = keras_kd.callbacks.TFLiteExport("best.tflite", monitor="val_accuracy")
+    distiller.fit(x, y, epochs=1, callbacks=[export], verbose=0)
+
+
+def loss_weights_in_compile(teacher, folder):
+    _distiller(teacher).compile(optimizer="adam", loss=SPARSE, loss_weights=[0.5])
+
+
+CASES = {
+    case.__name__: case
+    for case in [
+        temperature_zero, alpha_above_one, teacher_not_a_model, same_model_twice,
+        output_shapes_differ, softmax_teacher, unknown_layer_name,
+        compile_without_student_loss, loss_weights_in_compile,
+        one_hot_labels_with_sparse_loss, no_labels_with_positive_alpha,
+        cache_of_other_data, cache_of_a_batched_dataset, cache_path_not_npy,
+        export_path_not_tflite, export_into_missing_folder,
+        int8_without_representative_data, unknown_quantization,
+        export_monitoring_an_unlogged_value, scheduler_on_a_plain_model,
+        scheduler_for_an_unknown_value, schedule_that_goes_nonfinite,
+    ]
+}
+
+
+def _readme_rows():
+    """{case name: quoted error} from README's bad-input table."""
+    text = open(README, encoding="utf-8").read()
+    section = text.split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"^\| `(\w+)` \| .* \| `` (.+) `` \|$", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def test_readme_lists_every_case():
+    assert sorted(_readme_rows()) == sorted(CASES)
+    assert len(CASES) >= 12
+
+
+def _state(model):
+    return [v.numpy().copy() for v in model.variables]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_gets_the_error_readme_quotes(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    teacher = _teacher()
+    teacher(np.zeros((2, NUM_FEATURES), "float32"), training=True)  # Non-trivial BatchNorm state.
+    teacher.layers[1].moving_mean.assign(np.full(16, 0.25, "float32"))
+    before = _state(teacher)
+    with pytest.raises(Exception) as raised:
+        CASES[name](teacher, tmp_path)
+    quoted = _readme_rows()[name]
+    actual = f"{type(raised.value).__name__}: {raised.value}"
+    pattern = ".*".join(re.escape(part) for part in quoted.split("…"))
+    assert re.fullmatch(pattern, actual, flags=re.DOTALL), f"README says\n{quoted}\nbut got\n{actual}"
+    assert os.listdir(tmp_path) == [], "a file was left behind"
+    for b, a in zip(before, _state(teacher)):
+        np.testing.assert_array_equal(a, b)
