@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_kd import cache
 from keras_kd import compat
+from keras_kd import distribution
 from keras_kd import nonfinite
 from keras_kd import validation
 from keras_kd import xla
@@ -312,6 +313,23 @@ class Distiller(keras.Model):
             )
         return self.test_function
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Overrides a private Keras 3.15 method (pinned by
+        # tests/test_multi_worker.py): under multi-worker, build from one
+        # replica's share of the first batch instead of reducing the nested
+        # batch, which the collective strategy cannot do (see distribution.py).
+        strategy = self._distribute_strategy
+        if iterator is not None and strategy is not None and (
+            distribution.is_multi_worker(strategy)
+        ):
+            for _, _, batches in iterator:
+                data_batch = distribution.local_share(next(batches), strategy)
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(
+            iterator=iterator, data_batch=data_batch
+        )
+
     def _with_xla_guard(self, function, step_function, make_function):
         """Falls back to no XLA if XLA cannot compile the step (see xla.py)."""
         if not self.jit_compile or self.run_eagerly:
@@ -344,12 +362,16 @@ class Distiller(keras.Model):
         for variable, value in zip(updated_state, state_before):
             variable.assign(ops.where(finite, variable.value, value))
         self._skipped_steps.count(finite)
-        return self.compute_metrics(x, y, student_logits, sample_weight)
+        return distribution.as_reducible_logs(
+            self.compute_metrics(x, y, student_logits, sample_weight)
+        )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         student_logits, _ = self._forward(x, y, sample_weight, training=False)
-        return self.compute_metrics(x, y, student_logits, sample_weight)
+        return distribution.as_reducible_logs(
+            self.compute_metrics(x, y, student_logits, sample_weight)
+        )
 
     def fit(self, *args, **kwargs):
         """Trains the student; same arguments and return value as `keras.Model.fit`.

@@ -219,7 +219,14 @@ def verify_tflite(model, path, inputs, quantization=None):
     Returns:
         An `ExportReport`.
     """
-    expected = np.asarray(model.predict(inputs, verbose=0, batch_size=64))
+    # A direct call, not `predict`: under multi-worker training the chief
+    # verifies alone, and `predict` would wait for the other workers.
+    expected = np.concatenate(
+        [
+            np.asarray(model(inputs[start : start + 256], training=False))
+            for start in range(0, len(inputs), 256)
+        ]
+    )
     outputs, latency_ms = run_tflite(path, inputs)
     outputs = outputs.reshape(expected.shape)
     return ExportReport(

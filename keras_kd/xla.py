@@ -102,7 +102,21 @@ def guard_first_call(model, function, step_function, rebuild):
         checked = True
         if not model.jit_compile:  # Another function of the model fell back.
             return rebuild()(iterator)
-        replicas = model.distribute_strategy.num_replicas_in_sync
+        strategy = model.distribute_strategy
+        replicas = strategy.num_replicas_in_sync
+        if replicas > 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
+            # Keras compiles the whole distributed step, which spans devices:
+            # TensorFlow cannot XLA-compile that (Mirrored/MultiWorker).
+            warnings.warn(
+                f"XLA cannot compile the step of {model.name!r} across the "
+                f"{replicas} replicas of {type(strategy).__name__} (Keras "
+                "compiles the whole distributed step; TensorFlow's XLA needs "
+                "all variables on one device). Training goes on without XLA "
+                "(jit_compile=False).",
+                stacklevel=2,
+            )
+            model.jit_compile = False
+            return rebuild()(iterator)
         batch = example_batch(iterator) if replicas == 1 else None
         if batch is not None:
             names, message = unsupported_ops(step_function, batch)

@@ -77,3 +77,51 @@ def test_keras_distillation_misreports_under_two_replicas(two_replicas):
             )
         logs[label] = distiller.evaluate(dataset.map(lambda x, y, w: (x, y)), return_dict=True, verbose=0)
     np.testing.assert_allclose(logs["two"]["student_loss"], 0.5 * logs["one"]["student_loss"], rtol=1e-4)
+
+
+class _CountingDistiller(keras_kd.Distiller):
+    traces = 0
+
+    def train_step(self, data):
+        type(self).traces += 1  # Python runs only while tracing.
+        return super().train_step(data)
+
+
+def _annealed_fit(strategy, jit_compile):
+    dataset, _ = _dataset()
+    _CountingDistiller.traces = 0
+    with strategy.scope():
+        distiller = _CountingDistiller(make_mlp(32, seed=1), make_mlp(8, seed=2), temperature=4.0)
+        distiller.compile(
+            optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+    annealing = keras_kd.callbacks.TemperatureScheduler(
+        keras_kd.schedules.Linear(4.0, 1.0, duration=1.0, fractions=True), per="batch"
+    )
+    history = distiller.fit(dataset, epochs=3, callbacks=[annealing], verbose=0).history
+    return distiller, history
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_the_annealed_step_traces_once(jit_compile, two_replicas):
+    """No host-side Python in the step: one trace (per replica), however the values move."""
+    strategy = two_replicas if not jit_compile else tf.distribute.get_strategy()
+    distiller, history = _annealed_fit(strategy, jit_compile)
+    # One trace per replica; with XLA, one more by the first-call check that
+    # lowers the step to HLO before any batch is consumed (keras_kd/xla.py).
+    assert _CountingDistiller.traces == strategy.num_replicas_in_sync + int(jit_compile)
+    assert distiller.jit_compile == jit_compile  # XLA stayed on where asked.
+    assert history["temperature"][-1] < history["temperature"][0]
+    if not jit_compile:
+        # The scheduler's value reached the variable on every replica.
+        replicas = two_replicas.experimental_local_results(distiller.temperature.value)
+        assert len(replicas) == 2
+        assert [float(v.numpy()) for v in replicas] == [float(distiller.temperature.numpy())] * 2
+
+
+def test_xla_across_replicas_falls_back_with_a_warning(two_replicas):
+    with pytest.warns(UserWarning, match=r"XLA cannot compile the step of .* across the 2 replicas of MirroredStrategy"):
+        distiller, history = _annealed_fit(two_replicas, jit_compile=True)
+    assert not distiller.jit_compile
+    assert np.isfinite(history["loss"]).all()

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_kd import distribution
 from keras_kd import export
 
 
@@ -14,7 +15,8 @@ class TFLiteExport(keras.callbacks.Callback):
     any epoch runs. Without `monitor` the export happens once, at the end of
     training; with it, at every epoch where the monitored value improves, each
     time replacing the file atomically. The report of the last export is
-    printed once, at the end of training, and kept in `self.report`.
+    printed once, at the end of training, and kept in `self.report`. Under
+    multi-worker training only the chief (worker 0) writes the file.
 
     Args:
         path: Path of the `.tflite` file.
@@ -105,6 +107,8 @@ class TFLiteExport(keras.callbacks.Callback):
             print(self.report)
 
     def _export(self):
+        if not distribution.is_chief(self.model.distribute_strategy):
+            return  # Under multi-worker training, worker 0 alone writes.
         model = getattr(self.model, "student", self.model)
         self.report = export.export_tflite(
             model,
