@@ -36,3 +36,17 @@ def test_example_runs_with_tiny_settings(script, rows, tmp_path):
         assert row in result.stdout
     assert "of 10000" in result.stdout  # Evaluated on the whole test split.
     assert (tmp_path / "results.md").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
+def test_multi_worker_example_runs_two_local_workers(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "multi_worker.py"), "--local-workers", "2",
+         "--data-dir", DATA_DIR, "--epochs", "1", "--output", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| worker 1 |" in result.stdout
+    assert "'worker1': []" in result.stdout  # Only the chief wrote files.
