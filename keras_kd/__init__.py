@@ -17,6 +17,7 @@ from keras_kd.export import ExportReport
 from keras_kd.export import export_tflite
 from keras_kd.export import run_tflite
 from keras_kd.export import verify_tflite
+from keras_kd.learned_temperature import LearnedTemperature
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "ExportReport",
     "TeacherCache",
     "FeatureDistillation",
+    "LearnedTemperature",
     "LogitsDistillation",
     "ModelEvaluation",
     "callbacks",

@@ -18,6 +18,7 @@ plain `kl_divergence` function to clipped probabilities without `T²`.
 import keras
 
 from keras_kd.losses.base import DistillationTerm
+from keras_kd.losses.feature_hint import FeatureHint
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.losses.soft_target_crossentropy import SoftTargetCrossentropy
 
@@ -71,15 +72,35 @@ def LogitsDistillation(temperature=3.0, loss="kl_divergence"):
     return term_class(temperature=temperature)
 
 
-def FeatureDistillation(*args, **kwargs):
-    """Not available yet: raises a `NotImplementedError` that says so."""
-    raise NotImplementedError(
-        "keras_kd does not have feature distillation yet: "
-        "`FeatureDistillation` (from keras.distillation) cannot be converted. "
-        "Use logit terms (`keras_kd.losses.KLDivergence`, ...) for now, or a "
-        "custom `keras_kd.losses.DistillationTerm` with `teacher_layer` and "
-        "`student_layer`."
-    )
+def FeatureDistillation(loss="mse", teacher_layer_name=None, student_layer_name=None):
+    """The keras_kd term equal to `keras.distillation.FeatureDistillation`.
+
+    Its mean squared error between two layers' outputs of the same shape is
+    `keras_kd.losses.FeatureHint(teacher_layer, student_layer,
+    adapter="none")`; use `FeatureHint` directly for an adapter between
+    shapes that differ.
+
+    Args:
+        loss: `"mse"` (or `keras.losses.MeanSquaredError()` / its function).
+            Defaults to `"mse"`.
+        teacher_layer_name: Name of the teacher layer.
+        student_layer_name: Name of the student layer.
+
+    Returns:
+        A `keras_kd.losses.FeatureHint`.
+    """
+    if _loss_name(loss) not in ("mse", "mean_squared_error"):
+        raise ValueError(
+            "Only the mean squared error of `FeatureDistillation` has a "
+            f"keras_kd equivalent (`FeatureHint`). Received: loss={loss!r}"
+        )
+    if teacher_layer_name is None or student_layer_name is None:
+        raise ValueError(
+            "Arguments `teacher_layer_name` and `student_layer_name` are "
+            "required. Received: teacher_layer_name="
+            f"{teacher_layer_name!r}, student_layer_name={student_layer_name!r}"
+        )
+    return FeatureHint(teacher_layer_name, student_layer_name, adapter="none", name="feature")
 
 
 def to_term(loss):
@@ -99,7 +120,9 @@ def to_term(loss):
     if peer_class == "LogitsDistillation" and hasattr(loss, "temperature"):
         return LogitsDistillation(temperature=loss.temperature, loss=loss.loss)
     if peer_class == "FeatureDistillation":
-        return FeatureDistillation()
+        return FeatureDistillation(
+            loss.loss, loss.teacher_layer_name, loss.student_layer_name
+        )
     raise ValueError(
         "Each distillation loss must be a `keras_kd.losses.DistillationTerm` "
         "or a `keras.distillation.LogitsDistillation`. "

@@ -12,6 +12,8 @@ from keras_kd import distribution
 from keras_kd import nonfinite
 from keras_kd import validation
 from keras_kd import xla
+from keras_kd.learned_temperature import LearnedTemperature
+from keras_kd.learned_temperature import check_reversal
 from keras_kd.loss_means import LossMeans
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import FINAL_OUTPUT
@@ -57,7 +59,8 @@ class Distiller(keras.Model):
         student: The `keras.Model` to train; it outputs logits of the same
             shape as the teacher's.
         temperature: Positive float, the softening temperature `T` shared by
-            the logit terms. Defaults to `4.0`.
+            the logit terms, or a `keras_kd.LearnedTemperature` (CTKD).
+            Defaults to `4.0`.
         alpha: Float in [0, 1], the weight of the student loss. Defaults to
             `0.1` (or `student_loss_weight`, see below).
         terms: A `DistillationTerm` or a list of them. Each needs a unique
@@ -106,6 +109,9 @@ class Distiller(keras.Model):
     ):
         super().__init__(name=name, **kwargs)
         _check_models(teacher, student)
+        learned = None
+        if isinstance(temperature, LearnedTemperature):
+            learned, temperature = temperature, temperature.initial
         temperature = validation.check_temperature(temperature)
         alpha = _resolve_alpha(alpha, student_loss_weight, distillation_losses)
         terms = _resolve_terms(
@@ -126,6 +132,7 @@ class Distiller(keras.Model):
         self.terms = terms
         self.teacher_outputs = teacher_outputs
         self._temperature_variable = self._live_weight("temperature", temperature)
+        self.learned_temperature = learned
         self._alpha_variable = self._live_weight("alpha", alpha)
         self._teacher_view = OutputView(
             teacher, [term.teacher_layer for term in terms], "teacher"
@@ -133,10 +140,17 @@ class Distiller(keras.Model):
         self._student_view = OutputView(
             student, [term.student_layer for term in terms], "student"
         )
+        for term in terms:
+            term.build_for(
+                self._teacher_view.shape(term.teacher_layer),
+                self._student_view.shape(term.student_layer),
+            )
         self._student_loss = None
         self._student_loss_config = None
         self._loss_means = LossMeans(
-            ["loss", "student_loss"] + [f"{term.name}_loss" for term in terms]
+            ["loss", "student_loss"]
+            + [f"{term.name}_loss" for term in terms]
+            + (["temperature"] if learned is not None else [])
         )
         self._skipped_steps = nonfinite.SkippedSteps()
         self._evaluating = False
@@ -156,7 +170,10 @@ class Distiller(keras.Model):
 
     @property
     def temperature(self):
-        """The shared temperature, a non-trainable `keras.Variable`."""
+        """The shared temperature: a non-trainable `keras.Variable`, or the
+        current value of a `LearnedTemperature` (a tensor)."""
+        if self.learned_temperature is not None:
+            return self.learned_temperature.value()
         return self._temperature_variable
 
     @temperature.setter
@@ -176,13 +193,15 @@ class Distiller(keras.Model):
     def live_variables(self):
         """Every live value by name: a dict of `keras.Variable`s.
 
-        Keys: `"temperature"`, `"alpha"`, `"<term>_weight"` for every term and
+        Keys: `"temperature"` (or `"temperature_reversal"` with a
+        `LearnedTemperature`), `"alpha"`, `"<term>_weight"` for every term and
         `"<term>_temperature"` for every term with its own temperature.
         """
-        variables = {
-            "temperature": self._temperature_variable,
-            "alpha": self._alpha_variable,
-        }
+        variables = {"alpha": self._alpha_variable}
+        if self.learned_temperature is None:
+            variables["temperature"] = self._temperature_variable
+        else:
+            variables["temperature_reversal"] = self.learned_temperature.reversal
         for term in self.terms:
             variables[f"{term.name}_weight"] = term.weight
             if term.temperature is not None:
@@ -207,7 +226,9 @@ class Distiller(keras.Model):
                 f"Unknown live value name: {name!r}. "
                 f"Available names: {sorted(variables)}"
             )
-        if name.endswith("temperature"):
+        if name == "temperature_reversal":
+            value = check_reversal(value, name)
+        elif name.endswith("temperature"):
             value = validation.check_temperature(value, name)
         elif name == "alpha":
             value = validation.check_alpha(value, name)
@@ -458,9 +479,10 @@ class Distiller(keras.Model):
 
         distillation = ops.zeros((), "float32")
         term_values = []
+        shared_temperature = self.temperature  # Learned: computed once.
         for term in self.terms:
             temperature = (
-                self._temperature_variable
+                shared_temperature
                 if term.temperature is None
                 else term.temperature
             )
@@ -485,7 +507,8 @@ class Distiller(keras.Model):
             [
                 None if value is None else value * replicas
                 for value in [loss, student_loss] + term_values
-            ],
+            ]
+            + ([shared_temperature] if self.learned_temperature is not None else []),
             batch_size,
         )
         return student_logits, loss
@@ -575,7 +598,11 @@ class Distiller(keras.Model):
             "trainable": self.trainable,
             "teacher": keras.saving.serialize_keras_object(self.teacher),
             "student": keras.saving.serialize_keras_object(self.student),
-            "temperature": float(ops.convert_to_numpy(self.temperature)),
+            "temperature": (
+                float(ops.convert_to_numpy(self._temperature_variable))
+                if self.learned_temperature is None
+                else keras.saving.serialize_keras_object(self.learned_temperature)
+            ),
             "alpha": float(ops.convert_to_numpy(self.alpha)),
             "terms": [keras.saving.serialize_keras_object(t) for t in self.terms],
             "teacher_outputs": self.teacher_outputs,
@@ -584,6 +611,10 @@ class Distiller(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
+        if isinstance(config.get("temperature"), dict):
+            config["temperature"] = keras.saving.deserialize_keras_object(
+                config["temperature"], custom_objects=custom_objects
+            )
         for key in ("teacher", "student"):
             config[key] = keras.saving.deserialize_keras_object(
                 config[key], custom_objects=custom_objects

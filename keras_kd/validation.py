@@ -3,7 +3,7 @@
 import math
 
 
-def _as_float(value, argument):
+def as_float(value, argument):
     try:
         if isinstance(value, (bool, str, bytes)):
             raise TypeError(value)
@@ -17,7 +17,7 @@ def _as_float(value, argument):
 
 def check_temperature(value, argument="temperature"):
     """Returns `value` as a float, or raises if it is not finite and > 0."""
-    number = _as_float(value, argument)
+    number = as_float(value, argument)
     if not (math.isfinite(number) and number > 0):
         raise ValueError(
             f"Argument `{argument}` must be a finite number > 0. "
@@ -28,7 +28,7 @@ def check_temperature(value, argument="temperature"):
 
 def check_alpha(value, argument="alpha"):
     """Returns `value` as a float, or raises if it is not in [0, 1]."""
-    number = _as_float(value, argument)
+    number = as_float(value, argument)
     if not (0.0 <= number <= 1.0):
         raise ValueError(
             f"Argument `{argument}` must be in [0, 1] (the weight of the "
@@ -39,7 +39,7 @@ def check_alpha(value, argument="alpha"):
 
 def check_weight(value, argument="weight"):
     """Returns `value` as a float, or raises if it is not finite and >= 0."""
-    number = _as_float(value, argument)
+    number = as_float(value, argument)
     if not (math.isfinite(number) and number >= 0):
         raise ValueError(
             f"Argument `{argument}` must be a finite number >= 0. "

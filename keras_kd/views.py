@@ -39,6 +39,17 @@ class OutputView:
         return dict(zip((FINAL_OUTPUT,) + self.layer_names, outputs))
 
 
+    def shape(self, layer_name):
+        """The static output shape of `layer_name` (`None`: the model's own).
+
+        Returns `None` when it is unknown (a subclassed model).
+        """
+        if layer_name is None:
+            outputs = getattr(self.model, "outputs", None)
+            return tuple(outputs[0].shape) if outputs else None
+        return tuple(self.model.get_layer(layer_name).output.shape)
+
+
 def _multi_output_model(model, layer_names, role):
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)

@@ -80,3 +80,71 @@ def total_loss_gradient(teacher, student, labels, temperature, alpha, sample_wei
     student_part = softmax(s) - onehot
     kl_part = temperature * (softmax(s / temperature) - softmax(t / temperature))
     return weights[:, None] / batch_size * (alpha * student_part + (1 - alpha) * kl_part)
+
+
+def standardize(z):
+    """Per-example z-score with the unbiased std (the paper's torch.std)."""
+    z = np.asarray(z, np.float64)
+    return (z - z.mean(-1, keepdims=True)) / z.std(-1, ddof=1, keepdims=True)
+
+
+def _logsumexp(z):
+    m = z.max(-1, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(-1, keepdims=True)))[..., 0]
+
+
+def dkd(teacher, student, labels, temperature, alpha=1.0, beta=8.0):
+    """Per-example DKD, written from the paper's definitions (masking by removal).
+
+    The binary probabilities are taken in log space (log-sum-exp of the
+    target and of the other classes), so they stay exact when one is ~0.
+    """
+    t = np.asarray(teacher, np.float64) / temperature
+    s = np.asarray(student, np.float64) / temperature
+    rows = np.arange(len(t))
+    labels = np.asarray(labels, int)
+    keep = np.ones_like(t, bool)
+    keep[rows, labels] = False
+    t_rest, s_rest = t[keep].reshape(len(t), -1), s[keep].reshape(len(s), -1)
+
+    def binary(z, rest):
+        total = _logsumexp(z)
+        return np.stack([z[rows, labels] - total, _logsumexp(rest) - total], -1)
+
+    log_p_bin, log_q_bin = binary(t, t_rest), binary(s, s_rest)
+    p_bin = np.exp(log_p_bin)
+    tckd = np.where(p_bin > 0, p_bin * (log_p_bin - log_q_bin), 0.0).sum(-1)
+    log_p_rest, log_q_rest = log_softmax(t_rest), log_softmax(s_rest)
+    p_rest = np.exp(log_p_rest)
+    nckd = np.where(p_rest > 0, p_rest * (log_p_rest - log_q_rest), 0.0).sum(-1)
+    return temperature**2 * (alpha * tckd + beta * nckd)
+
+
+def dkd_minus_1000(teacher, student, labels, temperature, alpha=1.0, beta=8.0):
+    """DKD as mdistiller computes it: the target logit minus 1000 for NCKD."""
+    t = np.asarray(teacher, np.float64) / temperature
+    s = np.asarray(student, np.float64) / temperature
+    rows, labels = np.arange(len(t)), np.asarray(labels, int)
+    gt = np.zeros_like(t)
+    gt[rows, labels] = 1.0
+    p, q = softmax(t), softmax(s)
+    p_bin = np.stack([(p * gt).sum(-1), (p * (1 - gt)).sum(-1)], -1)
+    q_bin = np.stack([(q * gt).sum(-1), (q * (1 - gt)).sum(-1)], -1)
+    tckd = (p_bin * (np.log(p_bin) - np.log(q_bin))).sum(-1)
+    p2 = softmax(t - 1000.0 * gt)
+    log_q2 = log_softmax(s - 1000.0 * gt)
+    nckd = (p2 * (np.log(np.where(p2 > 0, p2, 1)) - log_q2)).sum(-1)
+    return temperature**2 * (alpha * tckd + beta * nckd)
+
+
+def attention_transfer(teacher_maps, student_maps):
+    """Per-example AT loss: normalized channel-mean of squares, pooled to the smaller map."""
+
+    def at(x, size):
+        a = (np.asarray(x, np.float64) ** 2).mean(-1)  # (batch, h, w)
+        fh, fw = a.shape[1] // size[0], a.shape[2] // size[1]
+        a = a.reshape(len(a), size[0], fh, size[1], fw).mean((2, 4)).reshape(len(a), -1)
+        return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+    size = tuple(min(a, b) for a, b in zip(np.shape(teacher_maps)[1:3], np.shape(student_maps)[1:3]))
+    return ((at(teacher_maps, size) - at(student_maps, size)) ** 2).mean(-1)

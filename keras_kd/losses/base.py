@@ -92,6 +92,19 @@ class DistillationTerm(keras.layers.Layer):
             )
         self.built = True
 
+    def build_for(self, teacher_shape, student_shape):
+        """Called once by the `Distiller` with the shapes the term will get.
+
+        A term that owns trainable layers (e.g. `FeatureHint`'s adapter)
+        creates them here, so they exist before training and are saved with
+        the `Distiller`. The default does nothing.
+
+        Args:
+            teacher_shape: Static shape of the teacher outputs the term reads
+                (batch axis first), or `None` when unknown.
+            student_shape: The same for the student.
+        """
+
     def compute(self, teacher_outputs, student_outputs, labels, temperature):
         """Returns the term's loss for each example.
 

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_kd.losses.base import DistillationTerm
 from keras_kd.losses.softening import softened_log_probabilities
+from keras_kd.losses.softening import standardize_logits
 from keras_kd.losses.softening import weighted_log_sum
 
 
@@ -18,10 +19,17 @@ class KLDivergence(DistillationTerm):
     log-softmax in float32; classes masked with `-inf` logits in the teacher
     contribute exactly 0.
 
+    With `standardize=True` (logit standardization, Sun et al. 2024) each
+    example's teacher and student logits are z-scored (unbiased standard
+    deviation, see `standardize_logits`) before the division by the
+    temperature, so the student matches the teacher's logit *relations*
+    rather than their scale; the temperature then acts as a base temperature.
+
     Args:
         weight: Non-negative float, the term's weight. Defaults to `1.0`.
         temperature: Optional positive float; `None` shares the `Distiller`'s
             temperature. Defaults to `None`.
+        standardize: Bool, z-score the logits first. Defaults to `False`.
         name: String, logged as `<name>_loss`. Defaults to `"kl"`.
         **kwargs: Other `DistillationTerm` arguments.
 
@@ -36,7 +44,14 @@ class KLDivergence(DistillationTerm):
 
     default_name = "kl"
 
+    def __init__(self, weight=1.0, temperature=None, standardize=False, **kwargs):
+        super().__init__(weight=weight, temperature=temperature, **kwargs)
+        self.standardize = bool(standardize)
+
     def compute(self, teacher_outputs, student_outputs, labels, temperature):
+        if self.standardize:
+            teacher_outputs = standardize_logits(teacher_outputs)
+            student_outputs = standardize_logits(student_outputs)
         teacher_log_probs = softened_log_probabilities(
             teacher_outputs, temperature
         )
@@ -47,3 +62,8 @@ class KLDivergence(DistillationTerm):
             ops.exp(teacher_log_probs), teacher_log_probs - student_log_probs
         )
         return ops.square(ops.cast(temperature, "float32")) * kl
+
+    def get_config(self):
+        config = super().get_config()
+        config["standardize"] = self.standardize
+        return config

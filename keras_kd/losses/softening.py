@@ -31,3 +31,31 @@ def weighted_log_sum(probabilities, log_values):
     `-inf` or NaN (masked classes), in the value and in the gradient.
     """
     return ops.sum(tf.math.multiply_no_nan(log_values, probabilities), axis=-1)
+
+
+def standardize_logits(logits):
+    """Z-scores each example's logits (logit standardization, Sun et al. 2024).
+
+    `(z - mean(z)) / std(z)` over the finite entries of the last axis, with
+    the unbiased standard deviation (divisor `n - 1`), as the paper's
+    reference code (`torch.std`). Masked `-inf` entries stay `-inf`; an
+    example whose finite logits are all equal gets zeros (no division by 0).
+
+    Args:
+        logits: Float tensor `(..., num_classes)`.
+
+    Returns:
+        A float32 tensor of the same shape.
+    """
+    logits = ops.cast(logits, "float32")
+    finite = ops.isfinite(logits)
+    count = ops.sum(ops.cast(finite, "float32"), axis=-1, keepdims=True)
+    values = ops.where(finite, logits, ops.zeros_like(logits))
+    mean = ops.sum(values, axis=-1, keepdims=True) / ops.maximum(count, 1.0)
+    centred = ops.where(finite, logits - mean, ops.zeros_like(logits))
+    variance = ops.sum(ops.square(centred), axis=-1, keepdims=True) / ops.maximum(
+        count - 1.0, 1.0
+    )
+    std = ops.sqrt(variance)
+    standardized = ops.where(std > 0, centred / ops.where(std > 0, std, 1.0), 0.0)
+    return ops.where(finite, standardized, logits)
