@@ -19,6 +19,7 @@ DATA_DIR = os.environ.get("TFDS_DATA_DIR") or str(SHARED_TFDS)
     [
         ("mnist_hinton.py", ["| teacher |", "| scratch student |", "| distilled student |", "Test errors:"]),
         ("fashion_mnist_cnn.py", ["| distilled student, int8 TFLite |", "top-1 agreement"]),
+        ("fashion_mnist_methods.py", ["| DKD |", "| KD + CTKD |", "| FitNets hint + KD |", "| AT + KD |"]),
     ],
 )
 def test_example_runs_with_tiny_settings(script, rows, tmp_path):
