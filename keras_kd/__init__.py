@@ -4,9 +4,12 @@ from keras_kd import callbacks
 from keras_kd.cache import TeacherCache
 from keras_kd import losses
 from keras_kd import schedules
+from keras_kd.chain import ChainResult
+from keras_kd.chain import distill_chain
 from keras_kd.compat import FeatureDistillation
 from keras_kd.compat import LogitsDistillation
 from keras_kd.distiller import Distiller
+from keras_kd.ensemble import fuse
 from keras_kd.evaluation import EvaluationReport
 from keras_kd.evaluation import ModelEvaluation
 from keras_kd.evaluation import evaluate_models
@@ -22,6 +25,7 @@ from keras_kd.learned_temperature import LearnedTemperature
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChainResult",
     "ConversionError",
     "Distiller",
     "EvaluationReport",
@@ -32,8 +36,10 @@ __all__ = [
     "LogitsDistillation",
     "ModelEvaluation",
     "callbacks",
+    "distill_chain",
     "evaluate_models",
     "export_tflite",
+    "fuse",
     "losses",
     "plot_histories",
     "run_tflite",

@@ -119,7 +119,10 @@ class TeacherCache:
         """Runs the teacher once over `dataset` and keeps its logits.
 
         Args:
-            teacher: The teacher `keras.Model` (called with `training=False`).
+            teacher: The teacher `keras.Model` (called with `training=False`),
+                or a list of teachers: their raw logits are then stored side
+                by side, `(examples, teachers, classes)`, for a `Distiller`
+                with the same list of teachers.
             dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`
                 elements, in a fixed order, before any shuffling; or an
                 array of inputs (the first axis is the example).
@@ -142,12 +145,18 @@ class TeacherCache:
                 f"Received: dtype={dtype!r}"
             )
         dataset = _as_dataset(dataset)
-        _check_unbatched(teacher, dataset)
+        teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        _check_unbatched(teachers[0], dataset)
         count, input_fingerprint = fingerprint(dataset)
         if count == 0:
             raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
         progress = keras.utils.Progbar(count, verbose=verbose, unit_name="example")
-        predict = tf.function(lambda x: teacher(x, training=False))
+        if len(teachers) == 1:
+            predict = tf.function(lambda x: teachers[0](x, training=False))
+        else:
+            predict = tf.function(
+                lambda x: tf.stack([t(x, training=False) for t in teachers], axis=1)
+            )
         batches = dataset.map(lambda *element: element[0]).batch(batch_size)
         first = predict(next(iter(batches.take(1))))
         shape = (count,) + tuple(first.shape[1:])

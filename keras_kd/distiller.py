@@ -9,6 +9,7 @@ from keras import ops
 from keras_kd import cache
 from keras_kd import compat
 from keras_kd import distribution
+from keras_kd import ensemble
 from keras_kd import nonfinite
 from keras_kd import validation
 from keras_kd import xla
@@ -55,7 +56,9 @@ class Distiller(keras.Model):
     outputs, and their `val_` twins; all are exact under `tf.distribute`.
 
     Args:
-        teacher: A trained `keras.Model` that outputs logits.
+        teacher: A trained `keras.Model` that outputs logits, or a list of
+            them: the soft target is then the weighted mean of the teachers'
+            temperature-softened probabilities (not of their logits).
         student: The `keras.Model` to train; it outputs logits of the same
             shape as the teacher's.
         temperature: Positive float, the softening temperature `T` shared by
@@ -68,6 +71,8 @@ class Distiller(keras.Model):
         teacher_outputs: `"logits"`, or `"probabilities"` for a teacher that
             ends in a softmax: its outputs are then turned into log-probabilities,
             which soften exactly like logits. Defaults to `"logits"`.
+        teacher_weights: With a list of teachers, one non-negative weight per
+            teacher (normalized to sum 1). Defaults to `None` (equal).
         distillation_losses: Same as `terms`, for code written for
             `keras.distillation`; `keras.distillation.LogitsDistillation`
             objects are converted to the equivalent keras_kd term.
@@ -101,6 +106,7 @@ class Distiller(keras.Model):
         alpha=None,
         terms=None,
         teacher_outputs="logits",
+        teacher_weights=None,
         distillation_losses=None,
         distillation_loss_weights=None,
         student_loss_weight=None,
@@ -108,7 +114,9 @@ class Distiller(keras.Model):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        _check_models(teacher, student)
+        teachers, teacher_weights = ensemble.resolve_teachers(teacher, teacher_weights)
+        for one in teachers:
+            _check_models(one, student)
         learned = None
         if isinstance(temperature, LearnedTemperature):
             learned, temperature = temperature, temperature.initial
@@ -122,21 +130,29 @@ class Distiller(keras.Model):
                 f"Argument `teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
                 f"Received: teacher_outputs={teacher_outputs!r}"
             )
-        _check_ends_in_logits(teacher, "teacher", teacher_outputs)
+        for one in teachers:
+            _check_ends_in_logits(one, "teacher", teacher_outputs)
         _check_ends_in_logits(student, "student", "logits")
-        _check_output_shapes(teacher, student)
+        ensemble.check_teacher_shapes(teachers)
+        _check_output_shapes(teachers[0], student)
+        if len(teachers) > 1:
+            _check_terms_read_logits_of_several_teachers(terms)
 
-        teacher.trainable = False
-        self.teacher = teacher
+        for one in teachers:
+            one.trainable = False
+        self.teachers = teachers
+        self.teacher_weights = teacher_weights
         self.student = student
         self.terms = terms
         self.teacher_outputs = teacher_outputs
         self._temperature_variable = self._live_weight("temperature", temperature)
         self.learned_temperature = learned
         self._alpha_variable = self._live_weight("alpha", alpha)
-        self._teacher_view = OutputView(
-            teacher, [term.teacher_layer for term in terms], "teacher"
-        )
+        self._teacher_views = [
+            OutputView(one, [term.teacher_layer for term in terms], "teacher")
+            for one in teachers
+        ]
+        self._teacher_view = self._teacher_views[0]
         self._student_view = OutputView(
             student, [term.student_layer for term in terms], "student"
         )
@@ -154,8 +170,13 @@ class Distiller(keras.Model):
         )
         self._skipped_steps = nonfinite.SkippedSteps()
         self._evaluating = False
-        if teacher.built and student.built:
+        if student.built and all(one.built for one in teachers):
             self.built = True
+
+    @property
+    def teacher(self):
+        """The teacher, or the list of teachers when there are several."""
+        return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
 
     def _live_weight(self, name, value):
         return self.add_weight(
@@ -445,15 +466,19 @@ class Distiller(keras.Model):
         if cached_logits is None:
             teacher_outputs = {
                 key: ops.stop_gradient(value)
-                for key, value in self._teacher_view(x, training=False).items()
+                for key, value in self._teacher_views[0](x, training=False).items()
             }
+            every_teacher = [teacher_outputs[FINAL_OUTPUT]] + [
+                ops.stop_gradient(view(x, training=False)[FINAL_OUTPUT])
+                for view in self._teacher_views[1:]
+            ]
         else:
             self._check_terms_use_logits_only()
-            teacher_outputs = {FINAL_OUTPUT: cached_logits}
+            every_teacher = self._split_cached_logits(cached_logits)
+            teacher_outputs = {FINAL_OUTPUT: every_teacher[0]}
         if self.teacher_outputs == "probabilities":
-            teacher_outputs[FINAL_OUTPUT] = ops.log(
-                ops.cast(teacher_outputs[FINAL_OUTPUT], "float32")
-            )
+            every_teacher = [ops.log(ops.cast(t, "float32")) for t in every_teacher]
+            teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
         student_outputs = self._student_view(x, training=training)
         # One float32 copy of the logits feeds every loss, so under
         # mixed_float16 the gradients of all parts are summed in float32 and
@@ -486,6 +511,11 @@ class Distiller(keras.Model):
                 if term.temperature is None
                 else term.temperature
             )
+            if len(every_teacher) > 1:
+                # The teachers' mixture at this term's temperature.
+                teacher_outputs[FINAL_OUTPUT] = ensemble.mixture_logits(
+                    every_teacher, self.teacher_weights, temperature
+                )
             per_example = term.compute(
                 teacher_outputs[term.teacher_layer],
                 student_outputs[term.student_layer],
@@ -512,6 +542,19 @@ class Distiller(keras.Model):
             batch_size,
         )
         return student_logits, loss
+
+    def _split_cached_logits(self, cached_logits):
+        """One `(batch, classes)` tensor per teacher from cached logits."""
+        count = len(self.teachers)
+        if count == 1:
+            return [cached_logits]
+        if len(cached_logits.shape) != 3 or cached_logits.shape[1] != count:
+            raise ValueError(
+                f"The Distiller has {count} teachers, so cached teacher logits "
+                f"must have shape (batch, {count}, classes): compute the cache "
+                f"with the list of teachers. Received shape {tuple(cached_logits.shape)}"
+            )
+        return [cached_logits[:, index] for index in range(count)]
 
     def _check_terms_use_logits_only(self):
         layers = [t.teacher_layer for t in self.terms if t.teacher_layer]
@@ -596,7 +639,14 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "teacher": (
+                keras.saving.serialize_keras_object(self.teachers[0])
+                if len(self.teachers) == 1
+                else [keras.saving.serialize_keras_object(t) for t in self.teachers]
+            ),
+            "teacher_weights": (
+                None if len(self.teachers) == 1 else list(self.teacher_weights)
+            ),
             "student": keras.saving.serialize_keras_object(self.student),
             "temperature": (
                 float(ops.convert_to_numpy(self._temperature_variable))
@@ -615,10 +665,18 @@ class Distiller(keras.Model):
             config["temperature"] = keras.saving.deserialize_keras_object(
                 config["temperature"], custom_objects=custom_objects
             )
-        for key in ("teacher", "student"):
-            config[key] = keras.saving.deserialize_keras_object(
-                config[key], custom_objects=custom_objects
+        if isinstance(config["teacher"], list):
+            config["teacher"] = [
+                keras.saving.deserialize_keras_object(t, custom_objects=custom_objects)
+                for t in config["teacher"]
+            ]
+        else:
+            config["teacher"] = keras.saving.deserialize_keras_object(
+                config["teacher"], custom_objects=custom_objects
             )
+        config["student"] = keras.saving.deserialize_keras_object(
+            config["student"], custom_objects=custom_objects
+        )
         config["terms"] = [
             keras.saving.deserialize_keras_object(
                 term, custom_objects=custom_objects
@@ -714,6 +772,17 @@ def _resolve_terms(terms, distillation_losses, distillation_loss_weights):
             f"KLDivergence(name='kl_t2'). Received names: {names}"
         )
     return terms
+
+
+def _check_terms_read_logits_of_several_teachers(terms):
+    layers = [term.teacher_layer for term in terms if term.teacher_layer]
+    if layers:
+        raise ValueError(
+            "With several teachers, terms compare the student with the "
+            "teachers' combined soft target, so they cannot read teacher "
+            f"layers; these terms read {layers}. Use one teacher for feature "
+            "terms."
+        )
 
 
 def _check_models(teacher, student):

@@ -86,8 +86,12 @@ def test_keras_distillation_objects_are_converted(teacher, student):
     )
     assert [type(t).__name__ for t in distiller.terms] == ["KLDivergence", "SoftTargetCrossentropy"]
     assert float(distiller.alpha.numpy()) == 0.5  # keras.distillation's default weight.
-    with pytest.raises(NotImplementedError, match="does not have feature distillation yet"):
+    with pytest.raises(ValueError, match=r"Arguments `teacher_layer_name` and `student_layer_name` are required"):
         keras_kd.Distiller(teacher, student, distillation_losses=peer.FeatureDistillation())
+    feature = peer.FeatureDistillation(loss="mse", teacher_layer_name="logits", student_layer_name="logits")
+    converted = keras_kd.Distiller(teacher, student, distillation_losses=feature).terms[0]
+    assert type(converted).__name__ == "FeatureHint" and converted.adapter is None
+    assert (converted.teacher_layer, converted.student_layer) == ("logits", "logits")
     with pytest.raises(ValueError, match=r"Argument `loss` of `LogitsDistillation` must be one of"):
         keras_kd.LogitsDistillation(loss="mse")
 
