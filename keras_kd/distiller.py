@@ -403,7 +403,7 @@ class Distiller(keras.Model):
         )
         for variable, value in zip(updated_state, state_before):
             variable.assign(ops.where(finite, variable.value, value))
-        self._skipped_steps.count(finite)
+        self._skipped_steps.update_state(finite)
         return distribution.as_reducible_logs(
             self.compute_metrics(x, y, student_logits, sample_weight)
         )
@@ -505,19 +505,22 @@ class Distiller(keras.Model):
         distillation = ops.zeros((), "float32")
         term_values = []
         shared_temperature = self.temperature  # Learned: computed once.
+        mixtures = {}  # Several teachers: one mixture per temperature used.
         for term in self.terms:
             temperature = (
                 shared_temperature
                 if term.temperature is None
                 else term.temperature
             )
+            teacher_input = teacher_outputs[term.teacher_layer]
             if len(every_teacher) > 1:
-                # The teachers' mixture at this term's temperature.
-                teacher_outputs[FINAL_OUTPUT] = ensemble.mixture_logits(
-                    every_teacher, self.teacher_weights, temperature
-                )
+                if id(temperature) not in mixtures:
+                    mixtures[id(temperature)] = ensemble.mixture_logits(
+                        every_teacher, self.teacher_weights, temperature
+                    )
+                teacher_input = mixtures[id(temperature)]
             per_example = term.compute(
-                teacher_outputs[term.teacher_layer],
+                teacher_input,
                 student_outputs[term.student_layer],
                 y,
                 temperature,

@@ -104,15 +104,12 @@ class SkippedSteps(keras.metrics.Metric):
             shape=(), initializer="zeros", name="total", aggregation="sum"
         )
 
-    def count(self, applied):
+    def update_state(self, applied):
         """Adds 1 if `applied` is false (the same on every replica)."""
         skipped = 1.0 - ops.cast(applied, "float32")
         # Every replica adds its share; the variable sums them.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.total.assign_add(skipped / replicas)
-
-    def update_state(self, applied):
-        self.count(applied)
 
     def result(self):
         return self.total
