@@ -5,6 +5,7 @@ import inspect
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src import backend as keras_backend  # get/set_keras_mask, as Keras's losses use them
 
 from keras_kd import cache
 from keras_kd import compat
@@ -450,7 +451,7 @@ class Distiller(keras.Model):
         compiled = getattr(self, "_compile_metrics", None)
         if compiled is not None and y is not None:
             compiled.update_state(
-                y, y_pred, self._labeled_rows_weight(y, sample_weight)
+                y, y_pred, self._labeled_rows_weight(y, y_pred, sample_weight)
             )
         return self.get_metrics_result()
 
@@ -480,17 +481,24 @@ class Distiller(keras.Model):
             every_teacher = [ops.log(ops.cast(t, "float32")) for t in every_teacher]
             teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
         student_outputs = self._student_view(x, training=training)
+        # Sequence outputs (batch, time, classes) may carry a Keras mask:
+        # masked positions count in no loss and no metric.
+        mask = keras_backend.get_keras_mask(student_outputs[FINAL_OUTPUT])
         # One float32 copy of the logits feeds every loss, so under
         # mixed_float16 the gradients of all parts are summed in float32 and
         # rounded to float16 once.
         student_logits = ops.cast(student_outputs[FINAL_OUTPUT], "float32")
+        if mask is not None:
+            keras_backend.set_keras_mask(student_logits, mask)
         student_outputs[FINAL_OUTPUT] = student_logits
         _check_logit_shapes(teacher_outputs[FINAL_OUTPUT], student_logits)
+        if mask is not None:
+            # Teacher logits at padded positions may be anything (a cache
+            # padded with NaN): zeros there keep the gradients finite.
+            every_teacher = [_zero_masked(t, mask) for t in every_teacher]
+            teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
         batch_size = ops.shape(student_logits)[0]
-        if sample_weight is not None:
-            sample_weight = ops.reshape(
-                ops.cast(sample_weight, "float32"), (-1,)
-            )
+        sample_weight = _per_position(sample_weight, student_logits)
 
         loss = ops.zeros((), "float32")
         student_loss = None
@@ -525,7 +533,7 @@ class Distiller(keras.Model):
                 y,
                 temperature,
             )
-            value = _sum_over_batch_size(per_example, sample_weight) / replicas
+            value = _sum_over_batch_size(per_example, sample_weight, mask) / replicas
             term_values.append(value)
             distillation += term.weight * value
         loss += (1.0 - self._alpha_variable) * distillation
@@ -599,12 +607,15 @@ class Distiller(keras.Model):
                 f"(x, y) batches. Received: alpha={alpha:g}"
             )
 
-    def _labeled_rows_weight(self, y, sample_weight):
+    def _labeled_rows_weight(self, y, y_pred, sample_weight):
+        sample_weight = _per_position(sample_weight, y_pred)
         ignore_class = getattr(self._student_loss, "ignore_class", None)
         if ignore_class is None or len(y.shape) == 0:
             return sample_weight
+        # Class ids: one per row of `y_pred` without its class axis.
         labeled = ops.cast(
-            ops.not_equal(ops.reshape(y, (-1,)), ignore_class), "float32"
+            ops.not_equal(ops.reshape(y, ops.shape(y_pred)[:-1]), ignore_class),
+            "float32",
         )
         return labeled if sample_weight is None else labeled * sample_weight
 
@@ -689,12 +700,47 @@ class Distiller(keras.Model):
         return cls(**config)
 
 
-def _sum_over_batch_size(per_example, sample_weight):
-    """Keras's default reduction: `sum(values * sample_weight) / batch_size`."""
-    per_example = ops.cast(per_example, "float32")
+def _per_position(sample_weight, logits):
+    """Sample weights as float32, one per example or per sequence position.
+
+    `(batch, 1)` weights of `(batch, classes)` logits become `(batch,)`;
+    `(batch, time)` weights of `(batch, time, classes)` logits stay as they
+    are; `(batch,)` weights of sequence logits weigh every position of the
+    example.
+    """
+    if sample_weight is None:
+        return None
+    sample_weight = ops.cast(sample_weight, "float32")
+    positions = ops.shape(logits)[:-1]
+    if len(sample_weight.shape) >= len(logits.shape):
+        return ops.reshape(sample_weight, positions)
+    while len(sample_weight.shape) < len(logits.shape) - 1:
+        sample_weight = ops.expand_dims(sample_weight, -1)
+    return ops.broadcast_to(sample_weight, positions)
+
+
+def _zero_masked(logits, mask):
+    """`logits` with zeros at the positions where `mask` is False."""
+    keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+    return ops.where(keep, logits, ops.zeros_like(logits))
+
+
+def _sum_over_batch_size(values, sample_weight, mask=None):
+    """Keras's default reduction of per-example (or per-position) values.
+
+    `sum(values * sample_weight) / values.size`; with a Keras `mask` (a
+    sequence output's padding), `sum(values * sample_weight * mask) /
+    sum(mask)`: the mean over valid positions, as Keras reduces its own
+    losses. Masked positions contribute nothing, even a non-finite value.
+    """
+    values = ops.cast(values, "float32")
     if sample_weight is not None:
-        per_example = per_example * sample_weight
-    return ops.sum(per_example) / ops.cast(ops.size(per_example), "float32")
+        values = values * sample_weight
+    if mask is None:
+        return ops.sum(values) / ops.cast(ops.size(values), "float32")
+    mask = ops.reshape(ops.cast(mask, "bool"), ops.shape(values))
+    valid = ops.sum(ops.cast(mask, "float32"))
+    return ops.divide_no_nan(ops.sum(ops.where(mask, values, 0.0)), valid)
 
 
 class _LossFunction(keras.losses.Loss):
