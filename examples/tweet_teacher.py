@@ -193,17 +193,6 @@ def augment(texts, copies, seed=AUGMENT_SEED):
     return augmented
 
 
-def macro_f1(labels, predictions, num_classes=NUM_CLASSES):
-    """Unweighted mean of the per-class F1 scores."""
-    scores = []
-    for c in range(num_classes):
-        tp = np.sum((predictions == c) & (labels == c))
-        fp = np.sum((predictions == c) & (labels != c))
-        fn = np.sum((predictions != c) & (labels == c))
-        scores.append(2 * tp / max(2 * tp + fp + fn, 1))
-    return float(np.mean(scores))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--text-dir", help="folder of tweet_sentiment_{train,test}.csv "
@@ -282,7 +271,7 @@ def main():
     predictions = np.argmax(np.asarray(caches["test"].logits, "float32"), axis=-1)
     report = {
         "test_accuracy": float(np.mean(predictions == test_labels)),
-        "test_macro_f1": macro_f1(test_labels, predictions),
+        "test_macro_f1": keras_kd.macro_f1_score(test_labels, predictions),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "parameters": int(teacher.count_params()),
         "tuned_parameters": int(sum(np.prod(v.shape) for v in teacher.trainable_variables)),

@@ -13,6 +13,7 @@ from keras_kd.ensemble import fuse
 from keras_kd.evaluation import EvaluationReport
 from keras_kd.evaluation import ModelEvaluation
 from keras_kd.evaluation import evaluate_models
+from keras_kd.evaluation import macro_f1_score
 from keras_kd.evaluation import plot_histories
 from keras_kd.evaluation import summarize_reports
 from keras_kd.export import ConversionError
@@ -38,6 +39,7 @@ __all__ = [
     "callbacks",
     "distill_chain",
     "evaluate_models",
+    "macro_f1_score",
     "export_tflite",
     "fuse",
     "losses",

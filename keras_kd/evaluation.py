@@ -24,9 +24,12 @@ class ModelEvaluation:
         examples: Number of test examples.
         parameters: Parameter count (`None` if unknown).
         bytes: Size on disk of the `.tflite` file (for a Keras model, of its
-            float32 TFLite export: what a phone would load).
+            float32 TFLite export: what a phone would load; `None` for
+            precomputed scores).
         latency_ms: Mean milliseconds per example in the LiteRT interpreter,
             batch 1, 1 thread (of the float32 export, for a Keras model).
+        macro_f1: Unweighted mean over the classes of the per-class F1
+            score (classes present in the labels or the predictions).
     """
 
     name: str
@@ -34,8 +37,9 @@ class ModelEvaluation:
     errors: int
     examples: int
     parameters: int | None
-    bytes: int
+    bytes: int | None
     latency_ms: float | None
+    macro_f1: float = float("nan")
 
 
 class EvaluationReport:
@@ -62,13 +66,14 @@ def evaluate_models(models, data, parameters=None, latency_examples=200, workdir
     """Evaluates Keras models and `.tflite` files on the same test data.
 
     Args:
-        models: Dict from a display name to a `keras.Model` or the path of a
-            `.tflite` file. A model's outputs are class scores (logits or
-            probabilities).
+        models: Dict from a display name to a `keras.Model`, the path of a
+            `.tflite` file, or a numpy array of class scores already computed
+            for the test data (e.g. a teacher's cached logits). Outputs are
+            class scores (logits or probabilities).
         data: `(x, y)` arrays, or a `tf.data.Dataset` of `(x, y)` batches.
         parameters: Optional dict from a display name to a parameter count,
-            for `.tflite` files (e.g. the count of the Keras model they were
-            exported from). Defaults to `None`.
+            for `.tflite` files and score arrays (e.g. the count of the Keras
+            model they came from). Defaults to `None`.
         latency_examples: Int, examples timed for the latency. Defaults to
             `200`.
         workdir: Optional folder for the temporary float32 exports of Keras
@@ -95,7 +100,16 @@ def evaluate_models(models, data, parameters=None, latency_examples=200, workdir
     rows = []
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         for name, model in models.items():
-            if isinstance(model, keras.Model):
+            size = latency = None
+            if isinstance(model, np.ndarray):
+                if len(model) != len(y):
+                    raise ValueError(
+                        f"The scores given for {name!r} cover {len(model)} "
+                        f"examples; the test data has {len(y)}."
+                    )
+                predictions = np.argmax(model, -1)
+                count = parameters.get(name)
+            elif isinstance(model, keras.Model):
                 predictions = np.argmax(model.predict(x, verbose=0, batch_size=256), -1)
                 float_file = os.path.join(folder, "model.tflite")
                 export.export_tflite(model, float_file, sample=x[:1])
@@ -123,33 +137,66 @@ def evaluate_models(models, data, parameters=None, latency_examples=200, workdir
                     parameters=count,
                     bytes=size,
                     latency_ms=latency,
+                    macro_f1=macro_f1_score(y, predictions),
                 )
             )
     return EvaluationReport(rows)
 
 
-def summarize_reports(reports):
+def macro_f1_score(labels, predictions):
+    """The unweighted mean of the per-class F1 scores.
+
+    Classes that appear in `labels` or `predictions` count; a class's F1 is
+    `2·TP / (2·TP + FP + FN)`.
+
+    Args:
+        labels: Integer class ids.
+        predictions: Predicted class ids, same shape.
+
+    Returns:
+        A float in [0, 1].
+    """
+    labels = np.asarray(labels).reshape(-1)
+    predictions = np.asarray(predictions).reshape(-1)
+    scores = []
+    for c in np.union1d(labels, predictions):
+        true_positives = np.sum((predictions == c) & (labels == c))
+        wrong = np.sum((predictions == c) != (labels == c))
+        scores.append(2 * true_positives / (2 * true_positives + wrong))
+    return float(np.mean(scores))
+
+
+def summarize_reports(reports, macro_f1=False):
     """A Markdown table of one report, or of mean ± std over several (seeds).
 
     Args:
         reports: A list of `EvaluationReport` with the same model names.
+        macro_f1: Bool, add a macro-F1 column (for unbalanced classes).
+            Defaults to `False`.
 
     Returns:
         The table as a string.
     """
     names = [row.name for row in reports[0].rows]
     seeds = len(reports)
+    f1_header, f1_rule = (" macro-F1 |", "---|") if macro_f1 else ("", "")
     lines = [
         f"| model | accuracy{' (mean ± std, %d seeds)' % seeds if seeds > 1 else ''} "
-        "| errors | parameters | .tflite bytes | LiteRT ms/example |",
-        "|---|---|---|---|---|---|",
+        f"|{f1_header} errors | parameters | .tflite bytes | LiteRT ms/example |",
+        f"|---|---|{f1_rule}---|---|---|---|",
     ]
     for name in names:
         rows = [report[name] for report in reports]
+        f1 = (
+            f" {_mean_std([r.macro_f1 for r in rows], '', digits=3)} |"
+            if macro_f1 else ""
+        )
+        sizes = [r.bytes for r in rows if r.bytes is not None]
         lines.append(
-            f"| {name} | {_mean_std([100 * r.accuracy for r in rows], '%')} "
-            f"| {_mean_std([r.errors for r in rows], '')} of {rows[0].examples} "
-            f"| {_count(rows[0].parameters)} | {_count(round(statistics.mean(r.bytes for r in rows)))} "
+            f"| {name} | {_mean_std([100 * r.accuracy for r in rows], '%')} |{f1}"
+            f" {_mean_std([r.errors for r in rows], '')} of {rows[0].examples} "
+            f"| {_count(rows[0].parameters)} "
+            f"| {_count(round(statistics.mean(sizes)) if sizes else None)} "
             f"| {_latency([r.latency_ms for r in rows])} |"
         )
     return "\n".join(lines)
@@ -217,7 +264,12 @@ def _arrays(data):
     return np.asarray(x), np.asarray(y)
 
 
-def _mean_std(values, unit):
+def _mean_std(values, unit, digits=None):
+    if digits is not None:
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        mean, std = statistics.mean(values), statistics.stdev(values)
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
     if len(values) == 1:
         return f"{values[0]:.2f}{unit}" if unit else f"{values[0]:g}"
     mean, std = statistics.mean(values), statistics.stdev(values)

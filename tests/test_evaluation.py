@@ -62,3 +62,32 @@ def test_learning_curves_png(tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["curves.png"]
+
+
+def test_macro_f1_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    predictions = np.where(rng.random(500) < 0.7, labels, rng.integers(0, 3, 500))
+    predictions[predictions == 2] = 1  # One class never predicted: its F1 is 0.
+    assert keras_kd.macro_f1_score(labels, predictions) == pytest.approx(
+        f1_score(labels, predictions, average="macro"), abs=1e-12
+    )
+
+
+def test_precomputed_scores_row_and_macro_f1_column():
+    x, y = make_data(n=60, seed=6)
+    scores = np.random.default_rng(1).normal(size=(60, int(y.max()) + 1))
+    report = keras_kd.evaluate_models(
+        {"cached teacher": scores}, (x, y), parameters={"cached teacher": 1234}
+    )
+    row = report["cached teacher"]
+    wrong = int(np.sum(np.argmax(scores, -1) != y))
+    assert (row.errors, row.parameters, row.bytes, row.latency_ms) == (wrong, 1234, None, None)
+    table = keras_kd.summarize_reports([report, report], macro_f1=True)
+    assert "| macro-F1 |" in table
+    assert f"| {row.macro_f1:.3f} ± 0.000 |" in table
+    assert "| 1,234 | — | — |" in table
+    with pytest.raises(ValueError, match="cover 59 examples; the test data has 60"):
+        keras_kd.evaluate_models({"short": scores[:59]}, (x, y))
