@@ -13,12 +13,14 @@ from keras_kd import distribution
 from keras_kd import ensemble
 from keras_kd import nonfinite
 from keras_kd import validation
+from keras_kd import views
 from keras_kd import xla
 from keras_kd.learned_temperature import LearnedTemperature
 from keras_kd.learned_temperature import check_reversal
 from keras_kd.loss_means import LossMeans
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import FINAL_OUTPUT
+from keras_kd.views import LOGITS_KEY
 from keras_kd.views import OutputView
 
 TEACHER_OUTPUTS = ("logits", "probabilities")
@@ -384,7 +386,9 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=False):
         inputs, _ = cache.split_cached(inputs)
-        return self.student(inputs, training=training)
+        outputs = self.student(inputs, training=training)
+        # A student that returns a dict: its logits (see `OutputView`).
+        return outputs[LOGITS_KEY] if isinstance(outputs, dict) else outputs
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -850,10 +854,14 @@ def _check_models(teacher, student):
 
 
 def _final_activation(model):
+    history = getattr(views.logits_spec(model), "_keras_history", None)
     layers = getattr(model, "layers", None)
-    if not layers:
+    if history is not None and getattr(model, "_outputs_struct", None) is not None:
+        last = history.operation  # The layer that makes the logits.
+    elif layers:
+        last = layers[-1]
+    else:
         return None
-    last = layers[-1]
     if isinstance(last, keras.layers.Softmax):
         return "softmax"
     activation = getattr(last, "activation", None)
@@ -875,8 +883,8 @@ def _check_ends_in_logits(model, role, outputs):
 
 
 def _static_output_shape(model):
-    outputs = getattr(model, "outputs", None)  # Functional and Sequential.
-    return tuple(outputs[0].shape) if outputs else None
+    logits = views.logits_spec(model)
+    return None if logits is None else tuple(logits.shape)
 
 
 def _check_output_shapes(teacher, student):

@@ -2,52 +2,142 @@
 
 import keras
 
-FINAL_OUTPUT = None  # The key of a model's own output in a view's result.
+FINAL_OUTPUT = None  # The key of a model's own output (its logits) in a view's result.
+LOGITS_KEY = "logits"  # The entry holding the logits of a model that returns a dict.
 
 
 class OutputView:
-    """Calls a model once and returns its output and named layers' outputs.
+    """Calls a model once and returns its logits and the named outputs terms read.
 
-    Built once, when the `Distiller` is created. Without layer names it calls
-    the model itself; with them it calls a functional model that shares the
-    model's layers and returns the extra outputs too, so the model still runs
-    once per step however many terms read from it.
+    Built once, when the `Distiller` is created. A name is looked up in two
+    places:
+
+    - the entries of a dict the model returns (any model, subclassed ones
+      included): `call` returns e.g. `{"logits": ..., "features": ...}`, and a
+      term with `student_layer="features"` reads that entry. Such a model's
+      logits are its `"logits"` entry.
+    - the layers of a Functional or Sequential model: the view is then a
+      functional model that shares the model's layers and also returns those
+      layers' outputs (their output in *this* model's graph, also for a layer
+      shared with another model).
+
+    Either way the model still runs once per step however many terms read
+    from it.
 
     Args:
         model: The teacher or the student.
-        layer_names: Names of the layers whose outputs are needed (`None`
-            entries stand for the model's own output and are skipped).
+        layer_names: Names of the layers or dict entries needed (`None`
+            entries stand for the model's logits and are skipped).
         role: `"teacher"` or `"student"`, for error messages.
     """
 
     def __init__(self, model, layer_names, role):
         self.model = model
+        self.role = role
         self.layer_names = tuple(
             sorted({name for name in layer_names if name is not None})
         )
+        self._output_spec = _output_spec(model)
         self._multi_output = None
-        if self.layer_names:
-            self._multi_output = _multi_output_model(
-                model, self.layer_names, role
-            )
+        if isinstance(self._output_spec, dict):
+            _check_dict_output(self._output_spec, (), role, model)
+            dict_keys = set(self._output_spec)
+        else:
+            dict_keys = set()
+        if getattr(model, "inputs", None):
+            self._layer_names = tuple(n for n in self.layer_names if n not in dict_keys)
+        else:  # Subclassed: every name must be an entry of the dict it returns.
+            self._layer_names = ()
+            if self._output_spec is not None:
+                _check_dict_output(self._output_spec, self.layer_names, role, model)
+        if self._layer_names:
+            self._multi_output = _multi_output_model(model, self._layer_names, role)
 
     def __call__(self, inputs, training):
-        """Returns `{FINAL_OUTPUT: output, layer_name: layer_output, ...}`."""
+        """Returns `{FINAL_OUTPUT: logits, name: output, ...}`."""
         if self._multi_output is None:
-            return {FINAL_OUTPUT: self.model(inputs, training=training)}
-        outputs = self._multi_output(inputs, training=training)
-        return dict(zip((FINAL_OUTPUT,) + self.layer_names, outputs))
-
+            outputs, extra = self.model(inputs, training=training), []
+        else:
+            outputs, *extra = self._multi_output(inputs, training=training)
+        result = dict(zip(self._layer_names, extra))
+        if isinstance(outputs, dict) or len(result) < len(self.layer_names):
+            wanted = [n for n in self.layer_names if n not in result]
+            _check_dict_output(outputs, wanted, self.role, self.model)
+            result.update({name: outputs[name] for name in wanted})
+            outputs = outputs[LOGITS_KEY]
+        result[FINAL_OUTPUT] = outputs
+        return result
 
     def shape(self, layer_name):
-        """The static output shape of `layer_name` (`None`: the model's own).
+        """The static output shape of `layer_name` (`None`: the logits).
 
-        Returns `None` when it is unknown (a subclassed model).
+        Returns `None` when it is unknown (an unbuilt subclassed model).
         """
+        spec = self._output_spec
         if layer_name is None:
-            outputs = getattr(self.model, "outputs", None)
-            return tuple(outputs[0].shape) if outputs else None
-        return tuple(self.model.get_layer(layer_name).output.shape)
+            if isinstance(spec, dict):
+                spec = spec[LOGITS_KEY]
+            return None if spec is None else tuple(spec.shape)
+        if isinstance(spec, dict) and layer_name in spec:
+            return tuple(spec[layer_name].shape)
+        if layer_name in self._layer_names:
+            return tuple(self._multi_output.outputs[1 + self._layer_names.index(layer_name)].shape)
+        return None
+
+
+def logits_spec(model):
+    """The symbolic logits of `model` (its `"logits"` entry for dict outputs), or `None`."""
+    spec = _output_spec(model)
+    if isinstance(spec, dict):
+        return spec.get(LOGITS_KEY)
+    return spec
+
+
+def _output_spec(model):
+    """The model's symbolic output structure, or `None` when it is unknown.
+
+    Functional and Sequential models have it; a subclassed model has it once
+    built (called on data, or `model.build(shape)`).
+    """
+    struct = getattr(model, "_outputs_struct", None)  # Functional.
+    if struct is not None:
+        return struct
+    outputs = getattr(model, "outputs", None)  # Sequential.
+    if outputs:
+        return outputs[0] if len(outputs) == 1 else None
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not model.built or not shapes or len(shapes) != 1:
+        return None
+    (shape,) = shapes.values()
+    try:
+        spec = keras.KerasTensor((None,) + tuple(shape)[1:])
+        return model.compute_output_spec(spec)
+    except Exception:  # noqa: BLE001 - shapes are only known when traceable.
+        return None
+
+
+def _check_dict_output(outputs, names, role, model):
+    """Checks a returned dict has the logits and the entries terms read."""
+    if not isinstance(outputs, dict):
+        raise ValueError(
+            f"The {role} {model.name!r} returns a tensor, so terms cannot read "
+            f"its outputs {list(names)}. A subclassed model can return a dict "
+            f"instead, e.g. {{'logits': logits, {names[0]!r}: features}}; a "
+            "Functional or Sequential model can also be read by layer name."
+        )
+    keys = sorted(outputs)
+    if LOGITS_KEY not in outputs:
+        raise ValueError(
+            f"The {role} returns a dict without a {LOGITS_KEY!r} entry: its "
+            f"keys are {keys}. A model that returns a dict must put its logits "
+            f"under {LOGITS_KEY!r}; the other entries can be read by terms."
+        )
+    missing = [name for name in names if name not in outputs]
+    if missing:
+        raise ValueError(
+            f"The {role} has no output named {missing}: it returns a dict with "
+            f"the keys {keys}."
+        )
 
 
 def _multi_output_model(model, layer_names, role):
@@ -55,16 +145,45 @@ def _multi_output_model(model, layer_names, role):
     outputs = getattr(model, "outputs", None)
     if not inputs or not outputs:
         raise ValueError(
-            f"The {role} must be a Functional or Sequential model (built with "
-            "`keras.Input`) for a term to read its layer outputs. "
-            f"Received: a {type(model).__name__} without symbolic inputs."
+            f"The {role} has no output named {list(layer_names)}: it is a "
+            f"{type(model).__name__} without symbolic inputs, so terms can "
+            "read its layers only if its `call` returns them in a dict, e.g. "
+            "{'logits': logits, 'features': features}. Or build it as a "
+            "Functional or Sequential model (with `keras.Input`)."
         )
     available = [layer.name for layer in model.layers]
-    missing = [name for name in layer_names if name not in available]
+    spec = _output_spec(model)
+    if isinstance(spec, dict):
+        available += [f"{key} (dict entry)" for key in sorted(spec)]
+    missing = [name for name in layer_names if name not in [l.name for l in model.layers]]
     if missing:
         raise ValueError(
-            f"The {role} has no layer named {missing}. "
-            f"Available layer names: {available}"
+            f"The {role} has no layer or output named {missing}. "
+            f"Available names: {available}"
         )
-    extra = [model.get_layer(name).output for name in layer_names]
-    return keras.Model(inputs, [outputs[0]] + extra, name=f"{model.name}_view")
+    extra = [_output_in_graph(model, model.get_layer(name), role) for name in layer_names]
+    return keras.Model(inputs, [spec] + extra, name=f"{model.name}_view")
+
+
+def _output_in_graph(model, layer, role):
+    """The output of `layer` in `model`'s graph.
+
+    A layer shared by several models (or called twice) has one node per call;
+    `layer.output` is its first call's output, which may belong to another
+    model. The node that is part of `model`'s graph is the one to read.
+    """
+    graph = getattr(model, "_functional", None) or model  # Sequential wraps one.
+    keys = getattr(graph, "_nodes", None)  # Keras's node keys: "<id>_ib-<index>".
+    inbound = [
+        node
+        for index, node in enumerate(layer._inbound_nodes)
+        if keys is None or f"{id(layer)}_ib-{index}" in keys
+    ]
+    if len(inbound) != 1:
+        raise ValueError(
+            f"The {role}'s layer {layer.name!r} is called {len(inbound)} times "
+            f"in the {role}, so its output is ambiguous. Give the call you "
+            "want its own layer, or return that output in a dict."
+        )
+    outputs = inbound[0].output_tensors
+    return outputs[0] if len(outputs) == 1 else outputs

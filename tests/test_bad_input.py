@@ -33,7 +33,7 @@ SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
          r"Argument `distillation_loss_weights` must have one weight per distillation loss \(1\)"),
         ({"terms": ["kl"]}, r"Each distillation loss must be a `keras_kd.losses.DistillationTerm`.*Received: 'kl' of type str"),
         ({"terms": [keras_kd.losses.LogitMSE(teacher_layer="nope")]},
-         r"The teacher has no layer named \['nope'\]. Available layer names: \['hidden', 'logits'\]"),
+         r"The teacher has no layer or output named \['nope'\]. Available names: \['hidden', 'logits'\]"),
     ],
 )
 def test_bad_constructor_arguments(teacher, student, kwargs, message):
@@ -141,7 +141,16 @@ def test_no_labels_with_positive_alpha(teacher, student):
     )
 
 
-def test_feature_layers_need_a_functional_model(teacher):
+def test_feature_layers_of_a_subclassed_model_need_a_dict_output(teacher, data):
+    x, y = data
     term = keras_kd.losses.LogitMSE(student_layer="dense")
-    with pytest.raises(ValueError, match=r"The student must be a Functional or Sequential model.*Received: a SubclassedModel"):
-        keras_kd.Distiller(teacher, SubclassedModel(NUM_CLASSES), terms=[term])
+    message = r"The student '\w+' returns a tensor, so terms cannot read its outputs \['dense'\]"
+    student = SubclassedModel(NUM_CLASSES)  # Unbuilt: found on the first batch.
+    distiller = keras_kd.Distiller(teacher, student, terms=[term])
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=message):
+        distiller.fit(x, y, epochs=1, verbose=0)
+    built = SubclassedModel(NUM_CLASSES)
+    built(x[:2])  # Built: found at once.
+    with pytest.raises(ValueError, match=message):
+        keras_kd.Distiller(teacher, built, terms=[term])

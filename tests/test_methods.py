@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras_kd
 from keras_kd import losses
 from tests import reference
-from tests.conftest import make_data, make_mlp
+from tests.conftest import NUM_FEATURES, make_data, make_mlp
 
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -330,3 +330,104 @@ def test_learned_temperature_is_logged_scheduled_and_saved(tmp_path):
         distiller.set_live_value("temperature_reversal", -2.0)
     with pytest.raises(ValueError, match=r"Argument `initial` must lie strictly between `t_min` and `t_min \+ t_range`"):
         keras_kd.LearnedTemperature(initial=30.0)
+
+
+# --- Outputs from dicts and from shared layers ----------------------------------
+
+
+class _DictCNN(keras.Model):
+    """A subclassed model whose call returns its logits and a feature map."""
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(5)
+        self.calls = 0
+
+    def call(self, x):
+        self.calls += 1
+        features = self.conv(x)
+        return {"logits": self.head(self.pool(features)), "features": features}
+
+
+def _dict_cnn(channels, seed):
+    keras.utils.set_random_seed(seed)
+    model = _DictCNN(channels)
+    model(_images(n=2)[0])  # Built: its output shapes are known.
+    return model
+
+
+def test_subclassed_models_dict_outputs_feed_hints_once_per_step():
+    teacher, student = _dict_cnn(8, 1), _dict_cnn(4, 2)
+    hint = losses.FeatureHint("features", "features", name="hint")
+    attention = losses.AttentionTransfer("features", "features", name="at")
+    distiller = keras_kd.Distiller(
+        teacher, student, terms=[losses.KLDivergence(), hint, attention], alpha=0.5, temperature=2.0)
+    assert type(hint.adapter).__name__ == "Conv2D"  # 4 -> 8 channels, a 1x1 conv.
+    x, y = _images()
+    t, s = teacher(x), student(x)
+    adapted = np.asarray(hint.adapter(s["features"]), np.float64)
+    expected = {
+        "kl_loss": reference.kl(t["logits"], s["logits"], 2.0).mean(),
+        "hint_loss": np.mean((np.asarray(t["features"], np.float64) - adapted) ** 2),
+        "at_loss": reference.attention_transfer(
+            np.asarray(t["features"]), np.asarray(s["features"])).mean(),
+        "student_loss": reference.sparse_crossentropy(y, s["logits"]).mean(),
+    }
+    distiller.compile(optimizer="sgd", loss=SPARSE, run_eagerly=True)
+    teacher.calls = student.calls = 0
+    history = distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    assert (teacher.calls, student.calls) == (1, 1)
+    for key, value in expected.items():
+        np.testing.assert_allclose(history.history[key][0], value, rtol=1e-4, atol=1e-7, err_msg=key)
+    assert distiller.predict(x, verbose=0).shape == (len(x), 5)  # The logits.
+
+
+def test_functional_model_with_dict_outputs_uses_its_logits_entry():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 1))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    logits = keras.layers.Dense(5, name="dense")(keras.layers.GlobalAveragePooling2D()(features))
+    # Keras sorts dict outputs: `student.outputs[0]` is "features", not the logits.
+    student = keras.Model(inputs, {"logits": logits, "features": features})
+    plain = keras.Model(inputs, logits)
+    teacher = _cnn(8, "teacher", 1, batch_norm=False)
+    x, y = _images()
+    losses_seen = []
+    for model, hint_layer in ((student, "features"), (plain, "conv")):
+        distiller = keras_kd.Distiller(
+            teacher, model, terms=[losses.KLDivergence(), losses.FeatureHint("conv1", hint_layer, name="hint")])
+        distiller.compile(optimizer="sgd", loss=SPARSE)
+        losses_seen.append(distiller.evaluate(x, y, verbose=0, return_dict=True))
+    for key in ("kl_loss", "student_loss"):
+        np.testing.assert_allclose(losses_seen[0][key], losses_seen[1][key], rtol=1e-6)
+
+
+def test_missing_dict_entries_are_named():
+    teacher = _dict_cnn(8, 1)
+    with pytest.raises(ValueError, match=r"has no output named \['nope'\]: it returns a dict with the keys \['features', 'logits'\]"):
+        keras_kd.Distiller(teacher, _dict_cnn(4, 2), terms=[losses.LogitMSE(teacher_layer="nope")])
+
+
+def test_a_layer_shared_by_two_models_is_read_in_the_distillers_model():
+    keras.utils.set_random_seed(4)
+    shared = keras.layers.Dense(6, activation="tanh", name="shared")
+    other_input = keras.Input((4,))
+    keras.Model(other_input, shared(other_input))  # The shared layer's first call.
+    inputs = keras.Input((NUM_FEATURES,))
+    first = keras.layers.Dense(4, name="first")
+    hidden = shared(first(inputs))
+    teacher = keras.Model(inputs, keras.layers.Dense(3, name="logits")(hidden))
+    student = make_mlp(hidden=6, seed=5, num_classes=3)
+    hint = losses.FeatureHint("shared", "hidden", adapter="none", name="hint")
+    distiller = keras_kd.Distiller(teacher, student, terms=[hint])
+    x = np.random.default_rng(0).normal(size=(16, NUM_FEATURES)).astype("float32")
+    y = np.zeros(16, "int32")
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    teacher_features = np.asarray(shared(first(x)), np.float64)  # Its call in the teacher.
+    student_features = np.asarray(keras.Model(student.inputs, student.get_layer("hidden").output)(x))
+    np.testing.assert_allclose(
+        logs["hint_loss"], np.mean((teacher_features - student_features) ** 2), rtol=1e-5)

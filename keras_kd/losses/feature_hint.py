@@ -71,7 +71,9 @@ class FeatureHint(DistillationTerm):
             raise ValueError(
                 "FeatureHint needs the static output shapes of "
                 f"{self.teacher_layer!r} and {self.student_layer!r} to build "
-                "its adapter: use Functional or Sequential models."
+                "its adapter: use Functional or Sequential models, or build "
+                "a subclassed model that returns a dict (call it on a batch) "
+                "before creating the Distiller."
             )
         teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
         if self.adapter_mode == "none" or (
