@@ -128,20 +128,23 @@ with open(os.path.join(args.output, "vocabulary.txt"), "w", encoding="utf-8") as
     f.write("\n".join(vocabulary) + "\n")
 
 _PUNCTUATION = re.compile("[%s]" % re.escape(string.punctuation))
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_ASCII_SPACE = re.compile("[ \t\n\r\f\v]+")
 
 
 def tweet_to_ids(text, index, length=SEQUENCE_LENGTH):
-    """What an app does: lowercase, strip punctuation, split, look up, pad."""
-    words = _PUNCTUATION.sub("", text.lower()).split()
-    ids = [index.get(word, 1) for word in words][:length]  # 1 = [UNK]
+    """What an app does, as TextVectorization: ASCII-lowercase (only A-Z,
+    like `tf.strings.lower`), strip ASCII punctuation, split on ASCII
+    whitespace, look each word up (1 = [UNK]), cut or pad with 0."""
+    words = _ASCII_SPACE.split(_PUNCTUATION.sub("", text.translate(_ASCII_LOWER)))
+    ids = [index.get(word, 1) for word in words if word][:length]
     return ids + [0] * (length - len(ids))
 
 
 index = {word: i for i, word in enumerate(vocabulary)}
-sample = test_texts[:200]
 assert np.array_equal(
-    np.asarray([tweet_to_ids(t, index) for t in sample]),
-    vectorizer(tf.constant(sample)).numpy(),
+    np.asarray([tweet_to_ids(t, index) for t in test_texts]),
+    vectorizer(tf.constant(test_texts)).numpy(),
 ), "tweet_to_ids disagrees with TextVectorization"
 
 
