@@ -38,6 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_kd import files
+
 INPUTS_KEY = "keras_kd_inputs"
 LOGITS_KEY = "keras_kd_teacher_logits"
 _FINGERPRINT_MODULUS = 2**62
@@ -190,7 +192,7 @@ class TeacherCache:
             # fingerprint first; a cache without one refuses to load.
             if os.path.exists(path + ".json"):
                 os.remove(path + ".json")
-            os.replace(temporary, path)
+            files.publish(temporary, path)
             _write_json_atomically(
                 path + ".json",
                 {"count": count, "fingerprint": input_fingerprint, "dtype": dtype},
@@ -310,4 +312,4 @@ def _write_json_atomically(path, payload):
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(handle, "w") as f:
         json.dump(payload, f)
-    os.replace(temporary, path)
+    files.publish(temporary, path)

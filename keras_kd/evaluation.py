@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_kd import export
+from keras_kd import files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +242,7 @@ def plot_histories(histories, path, metric="val_accuracy", title=None):
     os.close(handle)
     try:
         figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
+        files.publish(temporary, path)
     finally:
         plt.close(figure)
         if os.path.exists(temporary):

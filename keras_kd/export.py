@@ -9,6 +9,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_kd import files
+
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
 
 
@@ -137,7 +139,7 @@ def export_tflite(
             )
         except Exception as error:  # The converter raises several types.
             raise ConversionError(_conversion_message(model, path, error)) from error
-        os.replace(temporary, path)
+        files.publish(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -224,3 +224,17 @@ def test_tflite_export_callback_exports_at_each_improvement(tmp_path, monkeypatc
         distiller.fit(x, y, epochs=1, callbacks=[unwritable], verbose=0)
     for before, w in zip(weights, distiller.student.weights):  # Failed before any training.
         np.testing.assert_array_equal(before, w.numpy())
+
+
+def test_published_files_get_normal_permissions_not_mkstemps_0600(student, tmp_path):
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tmp_path / "student.tflite"
+    keras_kd.export_tflite(student, path)
+    cache = keras_kd.TeacherCache.compute(
+        student, np.zeros((4, student.inputs[0].shape[-1]), "float32"), path=tmp_path / "c.npy", verbose=0)
+    for written in (path, tmp_path / "c.npy", tmp_path / "c.npy.json"):
+        assert stat.S_IMODE(os.stat(written).st_mode) == 0o666 & ~umask, written
+    assert len(cache) == 4
