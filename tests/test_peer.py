@@ -112,3 +112,26 @@ def test_sample_weights_ignored_there_and_honoured_here(teacher, student):
     expected = reference.total_loss(t, s, y, 2.0, 0.5, [(1.0, reference.kl, None)], weights)
     np.testing.assert_allclose(_evaluate(ours, x, y, weights)["loss"], expected, rtol=1e-5)
     assert abs(_evaluate(ours, x, y)["loss"] - expected) > 1e-3
+
+
+def test_padded_positions_count_in_the_peers_distillation_term_and_not_here():
+    from tests import test_sequence_outputs as sequences
+
+    x, y = sequences._batch([7, 3, 5, 1, 6], time=7)
+    teacher, student = sequences._tagger(16, 1), sequences._tagger(8, 2)
+    flat = lambda a: np.asarray(a, np.float64).reshape(-1, sequences.CLASSES)  # noqa: E731
+    kl = reference.kl(flat(teacher(x)), flat(student(x)), 2.0).reshape(x.shape)
+    valid = x != 0
+    theirs = peer.Distiller(
+        teacher=teacher, student=student, student_loss_weight=0.0,
+        distillation_losses=peer.LogitsDistillation(temperature=2.0, loss=keras.losses.KLDivergence()),
+    )
+    theirs.compile(optimizer="sgd", loss=SPARSE)
+    ours = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.0)
+    ours.compile(optimizer="sgd", loss=SPARSE)
+    their_loss = theirs.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    our_loss = ours.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    # keras.distillation: the mean over every position, padding included.
+    np.testing.assert_allclose(their_loss, kl.mean(), rtol=1e-3)
+    assert abs(their_loss - kl[valid].mean()) > 0.2 * kl[valid].mean()
+    np.testing.assert_allclose(our_loss, kl[valid].mean(), rtol=1e-3)
