@@ -142,3 +142,34 @@ def test_keras_distillation_applies_the_nan_update():
     peer.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE)
     peer.fit(_batches(x, y), epochs=1, verbose=0)
     assert not all(np.isfinite(w.numpy()).all() for w in peer.student.weights)
+
+
+@pytest.mark.parametrize(
+    "gradient, expected",
+    [
+        (np.array([1.0, -2.0], "float32"), True),
+        (np.array([1e38, -1e38, 1e30], "float32"), True),
+        (np.array([np.inf, -np.inf], "float32"), False),  # Σ is NaN.
+        (np.array([np.inf, 1.0], "float32"), False),
+        (np.array([np.nan, 0.0], "float32"), False),
+        (np.array([np.nan, 0.0], "float16"), False),  # Element by element.
+        (np.array([6e4, 6e4], "float16"), True),  # Finite float16 whose Σ would overflow.
+    ],
+)
+def test_is_finite_against_numpy_isfinite(gradient, expected):
+    from keras_kd import nonfinite
+
+    assert bool(nonfinite.is_finite(tf.constant(0.5), [None, tf.constant(gradient)])) is expected
+    if np.all(np.isfinite(gradient)) and np.isfinite(np.sum(gradient.astype("float64"))):
+        assert expected
+
+
+def test_is_finite_reads_only_the_touched_rows_of_sparse_gradients():
+    from keras_kd import nonfinite
+
+    values = tf.constant([[1.0, np.nan]])
+    sparse = tf.IndexedSlices(values, indices=tf.constant([3]), dense_shape=tf.constant([10, 2]))
+    assert not bool(nonfinite.is_finite(tf.constant(1.0), [sparse]))
+    sparse = tf.IndexedSlices(tf.ones((1, 2)), indices=tf.constant([3]), dense_shape=tf.constant([10, 2]))
+    assert bool(nonfinite.is_finite(tf.constant(1.0), [sparse]))
+    assert not bool(nonfinite.is_finite(tf.constant(np.inf), [sparse]))
