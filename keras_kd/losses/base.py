@@ -119,7 +119,10 @@ class DistillationTerm(keras.layers.Layer):
                 applies to this term.
 
         Returns:
-            A float tensor of shape `(batch_size,)`.
+            A float tensor of shape `(batch_size,)`: one value per example
+            (for sequence outputs `(batch_size, time, classes)`, one per
+            position, `(batch_size, time)`; the `Distiller` then applies the
+            mask and reduces over the valid positions).
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement `compute(teacher_outputs, "
