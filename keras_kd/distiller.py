@@ -56,7 +56,9 @@ class Distiller(keras.Model):
 
     History logs `loss`, `student_loss` (before weighting), one `<name>_loss`
     per term (before weighting), the compiled metrics on the student's
-    outputs, and their `val_` twins; all are exact under `tf.distribute`.
+    outputs, and their `val_` twins; all are exact under `tf.distribute`
+    (with a sequence mask, each replica averages over its own valid
+    positions, as Keras does for its own losses).
 
     Args:
         teacher: A trained `keras.Model` that outputs logits, or a list of
@@ -707,20 +709,22 @@ class Distiller(keras.Model):
 def _per_position(sample_weight, logits):
     """Sample weights as float32, one per example or per sequence position.
 
-    `(batch, 1)` weights of `(batch, classes)` logits become `(batch,)`;
-    `(batch, time)` weights of `(batch, time, classes)` logits stay as they
-    are; `(batch,)` weights of sequence logits weigh every position of the
-    example.
+    `(batch,)` or `(batch, 1)` weights of `(batch, classes)` logits become
+    `(batch,)`; `(batch, time)` weights of `(batch, time, classes)` logits
+    stay as they are; `(batch,)` or `(batch, 1)` weights of sequence logits
+    weigh every position of the example. Works without a static rank.
     """
     if sample_weight is None:
         return None
     sample_weight = ops.cast(sample_weight, "float32")
     positions = ops.shape(logits)[:-1]
-    if len(sample_weight.shape) >= len(logits.shape):
-        return ops.reshape(sample_weight, positions)
-    while len(sample_weight.shape) < len(logits.shape) - 1:
-        sample_weight = ops.expand_dims(sample_weight, -1)
-    return ops.broadcast_to(sample_weight, positions)
+    per_example = ops.reshape(sample_weight, (positions[0], -1))
+    if len(logits.shape) == 2:
+        return ops.reshape(per_example, positions)
+    size = 1
+    for axis in positions[1:]:
+        size = size * axis
+    return ops.reshape(ops.broadcast_to(per_example, (positions[0], size)), positions)
 
 
 def _zero_masked(logits, mask):
@@ -736,10 +740,30 @@ def _sum_over_batch_size(values, sample_weight, mask=None):
     sequence output's padding), `sum(values * sample_weight * mask) /
     sum(mask)`: the mean over valid positions, as Keras reduces its own
     losses. Masked positions contribute nothing, even a non-finite value.
+    Under `tf.distribute` each replica reduces its own share, as Keras does.
+
+    A term that gives one value per example (`(batch,)`, e.g. a feature hint)
+    on a model with sequence outputs is weighted per example by the mean of
+    its weights over its valid positions.
     """
     values = ops.cast(values, "float32")
-    if sample_weight is not None:
-        values = values * sample_weight
+    weights = sample_weight
+    if weights is not None or mask is not None:
+        position_rank = len((weights if weights is not None else mask).shape)
+        if len(values.shape) < position_rank:  # Per-example values.
+            if weights is None:
+                weights = ops.ones_like(ops.cast(mask, "float32"))
+            valid = (
+                ops.ones_like(weights) if mask is None
+                else ops.reshape(ops.cast(mask, "float32"), ops.shape(weights))
+            )
+            axes = tuple(range(len(values.shape), position_rank))
+            weights = ops.divide_no_nan(
+                ops.sum(weights * valid, axis=axes), ops.sum(valid, axis=axes)
+            )
+            mask = None
+    if weights is not None:
+        values = values * weights
     if mask is None:
         return ops.sum(values) / ops.cast(ops.size(values), "float32")
     mask = ops.reshape(ops.cast(mask, "bool"), ops.shape(values))

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_kd import export
 from keras_kd import files
+from keras_kd import views
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,25 +106,31 @@ def evaluate_models(models, data, parameters=None, latency_examples=200, workdir
             if isinstance(model, np.ndarray):
                 if len(model) != len(y):
                     raise ValueError(
-                        f"The scores given for {name!r} cover {len(model)} "
-                        f"examples; the test data has {len(y)}."
+                        f"Argument `models` must give one row of scores per "
+                        f"test example: the test data has {len(y)}. Received "
+                        f"for {name!r}: scores of shape {model.shape}"
                     )
                 predictions = np.argmax(model, -1)
                 count = parameters.get(name)
             elif isinstance(model, keras.Model):
-                predictions = np.argmax(model.predict(x, verbose=0, batch_size=256), -1)
+                scores = model.predict(x, verbose=0, batch_size=256)
+                if isinstance(scores, dict):  # A model returning a dict: its logits.
+                    scores = scores[views.LOGITS_KEY]
+                predictions = np.argmax(scores, -1)
                 float_file = os.path.join(folder, "model.tflite")
                 export.export_tflite(model, float_file, sample=x[:1])
                 size = os.path.getsize(float_file)
                 latency = export.run_tflite(float_file, x[:latency_examples])[1]
                 count = model.count_params()
             else:
-                path = os.fspath(model)
-                if not path.endswith(".tflite"):
+                path = model if isinstance(model, (str, os.PathLike)) else ""
+                if not os.fspath(path).endswith(".tflite"):
                     raise ValueError(
-                        f"Models must be keras.Model objects or .tflite paths. "
+                        "Argument `models` must map names to keras.Model "
+                        "objects, .tflite paths or numpy arrays of scores. "
                         f"Received for {name!r}: {model!r}"
                     )
+                path = os.fspath(path)
                 outputs, latency = export.run_tflite(path, x)
                 predictions = np.argmax(outputs, -1)
                 size = os.path.getsize(path)

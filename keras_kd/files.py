@@ -10,6 +10,9 @@ def publish(temporary, path):
     published file gets the permissions of a file created normally (0o666
     minus the process umask), like one written with `open(path, "w")`.
 
+    Reading the umask sets it for an instant (POSIX has no other way), so a
+    file another thread creates at that very moment could get mode 0o666.
+
     Args:
         temporary: The finished temporary file, in the folder of `path`.
         path: The final path.

@@ -23,13 +23,13 @@ from keras import ops
 def is_finite(loss, gradients):
     """Whether `loss` and every gradient are finite, as a scalar bool tensor.
 
-    One pass over the gradients: float32 gradients are summed (a NaN or an
-    infinity makes the sum non-finite) instead of testing every element, which
-    allocates a bool tensor per variable; this saves about 1% of a step of
-    the benchmark MLP. A float32 gradient whose elements sum beyond the
-    float32 range (|Σ| > 3.4e38) may therefore count as non-finite too: its
-    update would be of that size. Other dtypes (float16 sums overflow at
-    65504) are tested element by element.
+    One pass over the gradients: each float32 gradient is summed (a NaN or an
+    infinity makes its sum non-finite) instead of testing every element, which
+    allocates a bool tensor per variable; the sums are then tested. This made
+    keras_kd's benchmark MLP step about 1-3% faster (README, Performance). A
+    float32 gradient whose elements sum beyond the float32 range (|Σ| >
+    3.4e38) may therefore count as non-finite too. Other dtypes (float16 sums
+    overflow at 65504) are tested element by element.
     """
     sums = [ops.sum(ops.cast(loss, "float32"))]
     checks = []
@@ -42,7 +42,7 @@ def is_finite(loss, gradients):
             sums.append(ops.sum(g))
         else:
             checks.append(ops.all(ops.isfinite(g)))
-    finite = ops.isfinite(tf.add_n(sums))
+    finite = ops.all(ops.isfinite(ops.stack(sums)))
     return ops.all(ops.stack([finite] + checks)) if checks else finite
 
 

@@ -38,7 +38,15 @@ class OutputView:
             sorted({name for name in layer_names if name is not None})
         )
         self._output_spec = _output_spec(model)
+        if isinstance(self._output_spec, (list, tuple)):
+            raise ValueError(
+                f"The {role} {model.name!r} returns a list of "
+                f"{len(self._output_spec)} outputs; distillation needs one "
+                "logits output. Return a dict instead: {'logits': logits, "
+                "'features': ...} (terms can read its other entries)."
+            )
         self._multi_output = None
+        self._extra_specs = {}
         if isinstance(self._output_spec, dict):
             _check_dict_output(self._output_spec, (), role, model)
             dict_keys = set(self._output_spec)
@@ -48,10 +56,11 @@ class OutputView:
             self._layer_names = tuple(n for n in self.layer_names if n not in dict_keys)
         else:  # Subclassed: every name must be an entry of the dict it returns.
             self._layer_names = ()
-            if self._output_spec is not None:
+            if self._output_spec is not None and self.layer_names:
                 _check_dict_output(self._output_spec, self.layer_names, role, model)
         if self._layer_names:
-            self._multi_output = _multi_output_model(model, self._layer_names, role)
+            self._multi_output, extra = _multi_output_model(model, self._layer_names, role)
+            self._extra_specs = dict(zip(self._layer_names, extra))
 
     def __call__(self, inputs, training):
         """Returns `{FINAL_OUTPUT: logits, name: output, ...}`."""
@@ -59,6 +68,8 @@ class OutputView:
             outputs, extra = self.model(inputs, training=training), []
         else:
             outputs, *extra = self._multi_output(inputs, training=training)
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
         result = dict(zip(self._layer_names, extra))
         if isinstance(outputs, dict) or len(result) < len(self.layer_names):
             wanted = [n for n in self.layer_names if n not in result]
@@ -80,17 +91,20 @@ class OutputView:
             return None if spec is None else tuple(spec.shape)
         if isinstance(spec, dict) and layer_name in spec:
             return tuple(spec[layer_name].shape)
-        if layer_name in self._layer_names:
-            return tuple(self._multi_output.outputs[1 + self._layer_names.index(layer_name)].shape)
+        if layer_name in self._extra_specs:
+            return tuple(self._extra_specs[layer_name].shape)
         return None
 
 
 def logits_spec(model):
-    """The symbolic logits of `model` (its `"logits"` entry for dict outputs), or `None`."""
+    """The symbolic logits of `model` (its `"logits"` entry for dict outputs).
+
+    `None` when unknown: an unbuilt subclassed model, or a list of outputs.
+    """
     spec = _output_spec(model)
     if isinstance(spec, dict):
         return spec.get(LOGITS_KEY)
-    return spec
+    return None if isinstance(spec, (list, tuple)) else spec
 
 
 def _output_spec(model):
@@ -100,6 +114,8 @@ def _output_spec(model):
     built (called on data, or `model.build(shape)`).
     """
     struct = getattr(model, "_outputs_struct", None)  # Functional.
+    if isinstance(struct, (list, tuple)) and len(struct) == 1:
+        return struct[0]  # keras.Model(inputs, [logits]) returns the tensor.
     if struct is not None:
         return struct
     outputs = getattr(model, "outputs", None)  # Sequential.
@@ -141,28 +157,24 @@ def _check_dict_output(outputs, names, role, model):
 
 
 def _multi_output_model(model, layer_names, role):
-    inputs = getattr(model, "inputs", None)
-    outputs = getattr(model, "outputs", None)
-    if not inputs or not outputs:
-        raise ValueError(
-            f"The {role} has no output named {list(layer_names)}: it is a "
-            f"{type(model).__name__} without symbolic inputs, so terms can "
-            "read its layers only if its `call` returns them in a dict, e.g. "
-            "{'logits': logits, 'features': features}. Or build it as a "
-            "Functional or Sequential model (with `keras.Input`)."
-        )
-    available = [layer.name for layer in model.layers]
+    """A functional model returning `[model output] + layer outputs`, and those.
+
+    Only for models with symbolic inputs (Functional and Sequential).
+    """
+    layers = [layer.name for layer in model.layers]
+    available = list(layers)
     spec = _output_spec(model)
     if isinstance(spec, dict):
         available += [f"{key} (dict entry)" for key in sorted(spec)]
-    missing = [name for name in layer_names if name not in [l.name for l in model.layers]]
+    missing = [name for name in layer_names if name not in layers]
     if missing:
         raise ValueError(
             f"The {role} has no layer or output named {missing}. "
             f"Available names: {available}"
         )
     extra = [_output_in_graph(model, model.get_layer(name), role) for name in layer_names]
-    return keras.Model(inputs, [spec] + extra, name=f"{model.name}_view")
+    view = keras.Model(model.inputs, [spec] + extra, name=f"{model.name}_view")
+    return view, extra
 
 
 def _output_in_graph(model, layer, role):

@@ -49,7 +49,7 @@ def test_mean_and_std_over_seeds():
 
 def test_bad_models_are_refused(tmp_path):
     x, y = make_data(n=8)
-    with pytest.raises(ValueError, match=r"Models must be keras.Model objects or .tflite paths. Received for 'x': 'model.h5'"):
+    with pytest.raises(ValueError, match=r"Argument `models` must map names to keras.Model objects, .tflite paths or numpy arrays of scores. Received for 'x': 'model.h5'"):
         keras_kd.evaluate_models({"x": "model.h5"}, (x, y))
 
 
@@ -89,5 +89,5 @@ def test_precomputed_scores_row_and_macro_f1_column():
     assert "| macro-F1 |" in table
     assert f"| {row.macro_f1:.3f} ± 0.000 |" in table
     assert "| 1,234 | — | — |" in table
-    with pytest.raises(ValueError, match="cover 59 examples; the test data has 60"):
+    with pytest.raises(ValueError, match=r"the test data has 60. Received for 'short': scores of shape \(59, \d+\)"):
         keras_kd.evaluate_models({"short": scores[:59]}, (x, y))

@@ -354,7 +354,7 @@ class _DictCNN(keras.Model):
 
 def _dict_cnn(channels, seed):
     keras.utils.set_random_seed(seed)
-    model = _DictCNN(channels)
+    model = _DictCNN(channels, name=f"dict_cnn_{seed}")
     model(_images(n=2)[0])  # Built: its output shapes are known.
     return model
 
@@ -431,3 +431,56 @@ def test_a_layer_shared_by_two_models_is_read_in_the_distillers_model():
     student_features = np.asarray(keras.Model(student.inputs, student.get_layer("hidden").output)(x))
     np.testing.assert_allclose(
         logs["hint_loss"], np.mean((teacher_features - student_features) ** 2), rtol=1e-5)
+
+
+class _PlainSubclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.head = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.head(self.hidden(x))
+
+
+def test_built_subclassed_and_one_element_list_models_keep_working():
+    x = np.random.default_rng(0).normal(size=(16, NUM_FEATURES)).astype("float32")
+    y = np.zeros(16, "int32")
+    teacher = _PlainSubclassed(name="plain_subclassed")
+    teacher(x[:2])  # Built, returns a tensor: the default terms need no dict.
+    inputs = keras.Input((NUM_FEATURES,))
+    listed = keras.Model(inputs, [keras.layers.Dense(3)(inputs)])  # keras.Model(i, [logits])
+    distiller = keras_kd.Distiller(teacher, listed, temperature=2.0, alpha=0.0)
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    expected = reference.kl(np.asarray(teacher(x)), np.asarray(listed(x)), 2.0).mean()
+    np.testing.assert_allclose(logs["kl_loss"], expected, rtol=1e-5)
+    two = keras.Model(inputs, [keras.layers.Dense(3)(inputs), keras.layers.Dense(4)(inputs)])
+    with pytest.raises(ValueError, match="returns a list of 2 outputs; distillation needs one logits output"):
+        keras_kd.Distiller(teacher, two)
+
+
+def test_layer_names_of_a_functional_dict_model_get_their_own_shapes():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((NUM_FEATURES,))
+    hidden = keras.layers.Dense(7, activation="relu", name="hid")(inputs)
+    student = keras.Model(inputs, {"logits": keras.layers.Dense(3)(hidden), "extra": hidden})
+    teacher = make_mlp(hidden=10, seed=7, num_classes=3)
+    hint = losses.FeatureHint("hidden", "hid", name="hint")
+    distiller = keras_kd.Distiller(teacher, student, terms=[hint])
+    assert tuple(hint.adapter.kernel.shape) == (7, 10)  # From "hid", not from the logits.
+    x = np.random.default_rng(1).normal(size=(16, NUM_FEATURES)).astype("float32")
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    logs = distiller.evaluate(x, np.zeros(16, "int32"), verbose=0, return_dict=True)
+    teacher_hidden = np.asarray(keras.Model(teacher.inputs, teacher.get_layer("hidden").output)(x))
+    adapted = np.asarray(hint.adapter(keras.Model(inputs, hidden)(x)))
+    np.testing.assert_allclose(logs["hint_loss"], np.mean((teacher_hidden - adapted) ** 2), rtol=1e-5)
+
+
+def test_cache_and_evaluation_report_read_the_logits_of_dict_models():
+    teacher = _dict_cnn(8, 1)
+    x, y = _images()
+    cache = keras_kd.TeacherCache.compute(teacher, x, verbose=0)
+    np.testing.assert_allclose(cache.logits, np.asarray(teacher(x)["logits"]), rtol=1e-5, atol=1e-6)
+    report = keras_kd.evaluate_models({"cached": np.asarray(cache.logits)}, (x, y))
+    assert report["cached"].errors == int(np.sum(np.argmax(teacher(x)["logits"], -1) != y))

@@ -160,8 +160,6 @@ def test_is_finite_against_numpy_isfinite(gradient, expected):
     from keras_kd import nonfinite
 
     assert bool(nonfinite.is_finite(tf.constant(0.5), [None, tf.constant(gradient)])) is expected
-    if np.all(np.isfinite(gradient)) and np.isfinite(np.sum(gradient.astype("float64"))):
-        assert expected
 
 
 def test_is_finite_reads_only_the_touched_rows_of_sparse_gradients():

@@ -130,3 +130,32 @@ def test_one_sample_weight_per_sequence_weighs_all_its_positions():
             x, y, sample_weight=weights, batch_size=3, epochs=1, verbose=0)
         losses.append(history.history["loss"][0])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+
+
+def test_a_per_example_feature_term_on_sequence_outputs_uses_mean_valid_weights():
+    x, y = _batch([7, 3, 5, 1, 6], time=7)
+    valid = x != 0
+    weights = np.random.default_rng(6).uniform(0, 2, x.shape).astype("float32")
+    teacher, student = _tagger(16, 1), _tagger(16, 2)
+    name = lambda model: model.layers[1].name  # noqa: E731 - the Embedding.
+    distiller = keras_kd.Distiller(
+        teacher, student, alpha=0.0,
+        terms=[keras_kd.losses.FeatureHint(name(teacher), name(student), adapter="none", name="hint")])
+    embedded = [np.asarray(m.layers[1](x), np.float64) for m in (teacher, student)]
+    # FeatureHint gives one value per example: the mean over time and width.
+    per_example = ((embedded[0] - embedded[1]) ** 2).reshape(len(x), -1).mean(-1)
+    example_weight = (weights * valid).sum(-1) / valid.sum(-1)
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    logs = distiller.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["hint_loss"], np.mean(per_example * example_weight), rtol=1e-5)
+
+
+def test_sample_weights_of_changing_rank_retrace_cleanly():
+    x, y = _batch([7, 3, 5, 1], time=7)
+    distiller = _distiller()
+    column = distiller.evaluate(x, y, sample_weight=np.ones((4, 1), "float32"), verbose=0, return_dict=True)
+    flat = distiller.evaluate(x, y, sample_weight=np.ones(4, "float32"), verbose=0, return_dict=True)
+    plain = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    for key in ("loss", "kl_loss"):
+        np.testing.assert_allclose(column[key], plain[key], rtol=1e-6)
+        np.testing.assert_allclose(flat[key], plain[key], rtol=1e-6)
