@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_kd import files
-from keras_kd.views import LOGITS_KEY as DICT_LOGITS_KEY
+from keras_kd.views import logits_of
 
 INPUTS_KEY = "keras_kd_inputs"
 LOGITS_KEY = "keras_kd_teacher_logits"
@@ -155,11 +155,11 @@ class TeacherCache:
             raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
         progress = keras.utils.Progbar(count, verbose=verbose, unit_name="example")
         if len(teachers) == 1:
-            predict = tf.function(lambda x: _logits(teachers[0](x, training=False)))
+            predict = tf.function(lambda x: logits_of(teachers[0](x, training=False)))
         else:
             predict = tf.function(
                 lambda x: tf.stack(
-                    [_logits(t(x, training=False)) for t in teachers], axis=1
+                    [logits_of(t(x, training=False)) for t in teachers], axis=1
                 )
             )
         batches = dataset.map(lambda *element: element[0]).batch(batch_size)
@@ -279,11 +279,6 @@ class TeacherCache:
         return dataset.unbatch().apply(
             tf.data.experimental.assert_cardinality(len(logits))
         )
-
-
-def _logits(outputs):
-    """A model's logits: its `"logits"` entry when it returns a dict."""
-    return outputs[DICT_LOGITS_KEY] if isinstance(outputs, dict) else outputs
 
 
 def _merge(element, logits):

@@ -20,7 +20,6 @@ from keras_kd.learned_temperature import check_reversal
 from keras_kd.loss_means import LossMeans
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import FINAL_OUTPUT
-from keras_kd.views import LOGITS_KEY
 from keras_kd.views import OutputView
 
 TEACHER_OUTPUTS = ("logits", "probabilities")
@@ -388,9 +387,7 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=False):
         inputs, _ = cache.split_cached(inputs)
-        outputs = self.student(inputs, training=training)
-        # A student that returns a dict: its logits (see `OutputView`).
-        return outputs[LOGITS_KEY] if isinstance(outputs, dict) else outputs
+        return views.logits_of(self.student(inputs, training=training))
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -482,10 +479,9 @@ class Distiller(keras.Model):
         else:
             self._check_terms_use_logits_only()
             every_teacher = self._split_cached_logits(cached_logits)
-            teacher_outputs = {FINAL_OUTPUT: every_teacher[0]}
+            teacher_outputs = {}
         if self.teacher_outputs == "probabilities":
             every_teacher = [ops.log(ops.cast(t, "float32")) for t in every_teacher]
-            teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
         student_outputs = self._student_view(x, training=training)
         # Sequence outputs (batch, time, classes) may carry a Keras mask:
         # masked positions count in no loss and no metric.
@@ -497,12 +493,12 @@ class Distiller(keras.Model):
         if mask is not None:
             keras_backend.set_keras_mask(student_logits, mask)
         student_outputs[FINAL_OUTPUT] = student_logits
-        _check_logit_shapes(teacher_outputs[FINAL_OUTPUT], student_logits)
+        _check_logit_shapes(every_teacher[0], student_logits)
         if mask is not None:
             # Teacher logits at padded positions may be anything (a cache
             # padded with NaN): zeros there keep the gradients finite.
             every_teacher = [_zero_masked(t, mask) for t in every_teacher]
-            teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
+        teacher_outputs[FINAL_OUTPUT] = every_teacher[0]
         batch_size = ops.shape(student_logits)[0]
         sample_weight = _per_position(sample_weight, student_logits)
 
@@ -741,34 +737,32 @@ def _sum_over_batch_size(values, sample_weight, mask=None):
     sum(mask)`: the mean over valid positions, as Keras reduces its own
     losses. Masked positions contribute nothing, even a non-finite value.
     Under `tf.distribute` each replica reduces its own share, as Keras does.
-
-    A term that gives one value per example (`(batch,)`, e.g. a feature hint)
-    on a model with sequence outputs is weighted per example by the mean of
-    its weights over its valid positions.
     """
     values = ops.cast(values, "float32")
-    weights = sample_weight
-    if weights is not None or mask is not None:
-        position_rank = len((weights if weights is not None else mask).shape)
-        if len(values.shape) < position_rank:  # Per-example values.
-            if weights is None:
-                weights = ops.ones_like(ops.cast(mask, "float32"))
-            valid = (
-                ops.ones_like(weights) if mask is None
-                else ops.reshape(ops.cast(mask, "float32"), ops.shape(weights))
-            )
-            axes = tuple(range(len(values.shape), position_rank))
-            weights = ops.divide_no_nan(
-                ops.sum(weights * valid, axis=axes), ops.sum(valid, axis=axes)
-            )
-            mask = None
-    if weights is not None:
-        values = values * weights
+    positions = sample_weight if sample_weight is not None else mask
+    if positions is not None and len(values.shape) < len(positions.shape):
+        sample_weight, mask = _per_example(values, sample_weight, mask), None
+    if sample_weight is not None:
+        values = values * sample_weight
     if mask is None:
         return ops.sum(values) / ops.cast(ops.size(values), "float32")
     mask = ops.reshape(ops.cast(mask, "bool"), ops.shape(values))
     valid = ops.sum(ops.cast(mask, "float32"))
     return ops.divide_no_nan(ops.sum(ops.where(mask, values, 0.0)), valid)
+
+
+def _per_example(values, sample_weight, mask):
+    """One weight per example for a term that gives one value per example
+    (e.g. a feature hint) on a model with sequence outputs: the mean of the
+    example's weights over its valid positions."""
+    valid = ops.cast(mask if mask is not None else ops.ones_like(sample_weight), "float32")
+    if sample_weight is None:
+        sample_weight = ops.ones_like(valid)
+    valid = ops.reshape(valid, ops.shape(sample_weight))
+    axes = tuple(range(len(values.shape), len(sample_weight.shape)))
+    return ops.divide_no_nan(
+        ops.sum(sample_weight * valid, axis=axes), ops.sum(valid, axis=axes)
+    )
 
 
 class _LossFunction(keras.losses.Loss):
@@ -879,11 +873,10 @@ def _check_models(teacher, student):
 
 def _final_activation(model):
     history = getattr(views.logits_spec(model), "_keras_history", None)
-    layers = getattr(model, "layers", None)
-    if history is not None and getattr(model, "_outputs_struct", None) is not None:
+    if history is not None:
         last = history.operation  # The layer that makes the logits.
-    elif layers:
-        last = layers[-1]
+    elif getattr(model, "layers", None):
+        last = model.layers[-1]
     else:
         return None
     if isinstance(last, keras.layers.Softmax):

@@ -113,9 +113,7 @@ def evaluate_models(models, data, parameters=None, latency_examples=200, workdir
                 predictions = np.argmax(model, -1)
                 count = parameters.get(name)
             elif isinstance(model, keras.Model):
-                scores = model.predict(x, verbose=0, batch_size=256)
-                if isinstance(scores, dict):  # A model returning a dict: its logits.
-                    scores = scores[views.LOGITS_KEY]
+                scores = views.logits_of(model.predict(x, verbose=0, batch_size=256))
                 predictions = np.argmax(scores, -1)
                 float_file = os.path.join(folder, "model.tflite")
                 export.export_tflite(model, float_file, sample=x[:1])

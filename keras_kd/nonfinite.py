@@ -25,8 +25,8 @@ def is_finite(loss, gradients):
 
     One pass over the gradients: each float32 gradient is summed (a NaN or an
     infinity makes its sum non-finite) instead of testing every element, which
-    allocates a bool tensor per variable; the sums are then tested. This made
-    keras_kd's benchmark MLP step about 1-3% faster (README, Performance). A
+    allocates a bool tensor per variable; the sums are then tested (0.6% and
+    2.3% of a benchmark MLP step in two interleaved A/B runs). A
     float32 gradient whose elements sum beyond the float32 range (|Σ| >
     3.4e38) may therefore count as non-finite too. Other dtypes (float16 sums
     overflow at 65504) are tested element by element.

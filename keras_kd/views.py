@@ -6,6 +6,11 @@ FINAL_OUTPUT = None  # The key of a model's own output (its logits) in a view's 
 LOGITS_KEY = "logits"  # The entry holding the logits of a model that returns a dict.
 
 
+def logits_of(outputs):
+    """A model's logits from what it returns: the `"logits"` entry of a dict."""
+    return outputs[LOGITS_KEY] if isinstance(outputs, dict) else outputs
+
+
 class OutputView:
     """Calls a model once and returns its logits and the named outputs terms read.
 
@@ -59,7 +64,9 @@ class OutputView:
             if self._output_spec is not None and self.layer_names:
                 _check_dict_output(self._output_spec, self.layer_names, role, model)
         if self._layer_names:
-            self._multi_output, extra = _multi_output_model(model, self._layer_names, role)
+            self._multi_output, extra = _multi_output_model(
+                model, self._output_spec, self._layer_names, role
+            )
             self._extra_specs = dict(zip(self._layer_names, extra))
 
     def __call__(self, inputs, training):
@@ -86,9 +93,7 @@ class OutputView:
         """
         spec = self._output_spec
         if layer_name is None:
-            if isinstance(spec, dict):
-                spec = spec[LOGITS_KEY]
-            return None if spec is None else tuple(spec.shape)
+            return None if spec is None else tuple(logits_of(spec).shape)
         if isinstance(spec, dict) and layer_name in spec:
             return tuple(spec[layer_name].shape)
         if layer_name in self._extra_specs:
@@ -156,14 +161,14 @@ def _check_dict_output(outputs, names, role, model):
         )
 
 
-def _multi_output_model(model, layer_names, role):
-    """A functional model returning `[model output] + layer outputs`, and those.
+def _multi_output_model(model, spec, layer_names, role):
+    """A functional model returning `[spec] + layer outputs`, and those.
 
-    Only for models with symbolic inputs (Functional and Sequential).
+    Only for models with symbolic inputs (Functional and Sequential); `spec`
+    is the model's output structure.
     """
     layers = [layer.name for layer in model.layers]
     available = list(layers)
-    spec = _output_spec(model)
     if isinstance(spec, dict):
         available += [f"{key} (dict entry)" for key in sorted(spec)]
     missing = [name for name in layer_names if name not in layers]

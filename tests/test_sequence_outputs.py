@@ -124,12 +124,13 @@ def test_one_sample_weight_per_sequence_weighs_all_its_positions():
     per_sequence = np.asarray([0.5, 2.0, 1.0], "float32")
     per_position = np.repeat(per_sequence[:, None], x.shape[1], axis=1)
     losses = []
-    for weights in (per_sequence, per_position):
+    for weights in (per_sequence, per_sequence[:, None], per_position, None):
         distiller = _distiller()
         history = distiller.fit(
             x, y, sample_weight=weights, batch_size=3, epochs=1, verbose=0)
         losses.append(history.history["loss"][0])
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    np.testing.assert_allclose(losses[:3], [losses[2]] * 3, rtol=1e-6)
+    assert abs(losses[2] - losses[3]) > 1e-3 * losses[3]  # The weights matter.
 
 
 def test_a_per_example_feature_term_on_sequence_outputs_uses_mean_valid_weights():
@@ -152,10 +153,11 @@ def test_a_per_example_feature_term_on_sequence_outputs_uses_mean_valid_weights(
 
 def test_sample_weights_of_changing_rank_retrace_cleanly():
     x, y = _batch([7, 3, 5, 1], time=7)
+    weights = np.asarray([0.5, 2.0, 1.0, 0.0], "float32")
     distiller = _distiller()
-    column = distiller.evaluate(x, y, sample_weight=np.ones((4, 1), "float32"), verbose=0, return_dict=True)
-    flat = distiller.evaluate(x, y, sample_weight=np.ones(4, "float32"), verbose=0, return_dict=True)
+    column = distiller.evaluate(x, y, sample_weight=weights[:, None], verbose=0, return_dict=True)
+    flat = distiller.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
     plain = distiller.evaluate(x, y, verbose=0, return_dict=True)
     for key in ("loss", "kl_loss"):
-        np.testing.assert_allclose(column[key], plain[key], rtol=1e-6)
-        np.testing.assert_allclose(flat[key], plain[key], rtol=1e-6)
+        np.testing.assert_allclose(column[key], flat[key], rtol=1e-6)
+        assert abs(flat[key] - plain[key]) > 1e-3 * plain[key]
