@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_kd import fused_update
+
 
 def is_finite(loss, gradients):
     """Whether `loss` and every gradient are finite, as a scalar bool tensor.
@@ -83,7 +85,9 @@ def apply_if_finite(optimizer, loss, gradients, variables):
 
     if context is None or _replica_cond_allowed():
         ops.cond(
-            finite, lambda: optimizer.apply(gradients, variables), lambda: None
+            finite,
+            lambda: fused_update.apply_gradients(optimizer, gradients, variables),
+            lambda: None,
         )
     else:
         # A cond in a replica context may not contain the optimizer's

@@ -1,0 +1,203 @@
+"""The fused Adam update gives Keras's Adam update, and steps aside when it can't."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from keras_kd import fused_update
+
+SHAPES = [(6, 4), (4,)]
+
+
+def _variables(seed=0, constraint=None):
+    rng = np.random.default_rng(seed)
+    variables = [
+        keras.Variable(rng.normal(size=shape).astype("float32")) for shape in SHAPES
+    ]
+    for variable in variables:
+        variable.constraint = constraint  # As `Layer.add_weight` sets it.
+    return variables
+
+
+def _gradients(steps, seed=1):
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.normal(size=shape).astype("float32") for shape in SHAPES]
+        for _ in range(steps)
+    ]
+
+
+def _run(make_optimizer, apply, steps=5, variables=None):
+    """Applies `steps` updates with `apply(optimizer, grads, vars)` in a tf.function."""
+    variables = variables or _variables()
+    optimizer = make_optimizer()
+    optimizer.build(variables)
+
+    @tf.function
+    def step(gradients):
+        apply(optimizer, gradients, variables)
+
+    for gradients in _gradients(steps):
+        step([tf.constant(g) for g in gradients])
+    state = [v.numpy() for v in variables]
+    slots = [v.numpy() for v in optimizer._momentums + optimizer._velocities]
+    return state, slots, int(optimizer.iterations.numpy())
+
+
+def _keras_apply(optimizer, gradients, variables):
+    optimizer.apply(gradients, variables)
+
+
+def test_matches_a_numpy_adam():
+    lr, beta_1, beta_2, epsilon = 0.01, 0.8, 0.95, 1e-6
+    state, _, iterations = _run(
+        lambda: keras.optimizers.Adam(lr, beta_1, beta_2, epsilon),
+        fused_update.apply_gradients,
+    )
+    expected = [v.numpy().astype("float64") for v in _variables()]
+    m = [np.zeros_like(w) for w in expected]
+    v = [np.zeros_like(w) for w in expected]
+    for t, gradients in enumerate(_gradients(5), start=1):
+        for i, g in enumerate(gradients):
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            v[i] = beta_2 * v[i] + (1 - beta_2) * g**2
+            m_hat = m[i] / (1 - beta_1**t)
+            v_hat = v[i] / (1 - beta_2**t)
+            # Keras's (and TF's) epsilon is added to sqrt(v), not sqrt(v_hat).
+            expected[i] -= lr * m_hat / (
+                np.sqrt(v_hat) + epsilon / np.sqrt(1 - beta_2**t)
+            )
+    assert iterations == 5
+    for got, want in zip(state, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+FUSED_CONFIGS = {
+    "adam": lambda: keras.optimizers.Adam(1e-2),
+    "schedule": lambda: keras.optimizers.Adam(
+        keras.optimizers.schedules.ExponentialDecay(1e-2, 2, 0.5)
+    ),
+    "adamw_clipnorm": lambda: keras.optimizers.AdamW(
+        1e-2, weight_decay=0.1, clipnorm=0.5
+    ),
+    "global_clipnorm": lambda: keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
+    "clipvalue": lambda: keras.optimizers.Adam(1e-2, clipvalue=0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_CONFIGS))
+def test_fused_path_equals_keras_apply(name):
+    make = FUSED_CONFIGS[name]
+    optimizer, variables = make(), _variables()
+    optimizer.build(variables)
+    gradients = [tf.constant(g) for g in _gradients(1)[0]]
+    assert fused_update.fused_update_applies(optimizer, gradients, variables)
+
+    fused = _run(make, fused_update.apply_gradients)
+    keras_path = _run(make, _keras_apply)
+    assert fused[2] == keras_path[2] == 5
+    for got, want in zip(fused[0] + fused[1], keras_path[0] + keras_path[1]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+FALLBACK_CONFIGS = {
+    "amsgrad": (lambda: keras.optimizers.Adam(1e-2, amsgrad=True), {}),
+    "ema": (lambda: keras.optimizers.Adam(1e-2, use_ema=True), {}),
+    "accumulation": (
+        lambda: keras.optimizers.Adam(1e-2, gradient_accumulation_steps=2),
+        {},
+    ),
+    "sgd": (lambda: keras.optimizers.SGD(1e-2, momentum=0.9), {}),
+    "constraint": (
+        lambda: keras.optimizers.Adam(1e-2),
+        {"constraint": keras.constraints.NonNeg()},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACK_CONFIGS))
+def test_other_optimizers_and_variables_take_keras_path(name):
+    make, variable_kwargs = FALLBACK_CONFIGS[name]
+    optimizer, variables = make(), _variables(**variable_kwargs)
+    optimizer.build(variables)
+    gradients = [tf.constant(g) for g in _gradients(1)[0]]
+    assert not fused_update.fused_update_applies(optimizer, gradients, variables)
+
+    def final_weights(apply):
+        variables = _variables(**variable_kwargs)
+        optimizer = make()
+        optimizer.build(variables)
+        for step_gradients in _gradients(4):
+            apply(optimizer, [tf.constant(g) for g in step_gradients], variables)
+        return [v.numpy() for v in variables]
+
+    for got, want in zip(
+        final_weights(fused_update.apply_gradients), final_weights(_keras_apply)
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_none_and_distributed_gradients_take_keras_path():
+    optimizer, variables = keras.optimizers.Adam(), _variables()
+    optimizer.build(variables)
+    dense = [tf.constant(g) for g in _gradients(1)[0]]
+    sparse = tf.IndexedSlices(
+        tf.ones((1, 4)), tf.constant([2]), tf.constant([6, 4])
+    )
+    assert fused_update.fused_update_applies(optimizer, dense, variables)
+    assert not fused_update.fused_update_applies(
+        optimizer, [sparse, dense[1]], variables
+    )
+    assert not fused_update.fused_update_applies(
+        optimizer, [None, dense[1]], variables
+    )
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert not fused_update.fused_update_applies(optimizer, dense, variables)
+
+
+def _tiny_models():
+    keras.utils.set_random_seed(3)
+    teacher = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)],
+        name="fused_teacher",
+    )
+    student = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(3)],
+        name="fused_student",
+    )
+    return teacher, student
+
+
+def _fit_distiller():
+    teacher, student = _tiny_models()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.3)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    distiller.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    return [w.numpy() for w in student.weights], distiller
+
+
+def test_distiller_fit_uses_fused_update_with_keras_result(monkeypatch):
+    decisions = []
+    original = fused_update.fused_update_applies
+
+    def recording(*args):
+        decisions.append(original(*args))
+        return decisions[-1]
+
+    monkeypatch.setattr(fused_update, "fused_update_applies", recording)
+    fused_weights, distiller = _fit_distiller()
+    assert decisions and all(decisions)
+    assert int(distiller.optimizer.iterations.numpy()) == 8
+
+    monkeypatch.setattr(fused_update, "fused_update_applies", lambda *a: False)
+    keras_weights, _ = _fit_distiller()
+    for got, want in zip(fused_weights, keras_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
