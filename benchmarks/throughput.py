@@ -59,6 +59,7 @@ RATIOS = [
     ("keras_kd", "hand_written"),
     ("keras_kd", "hand_written_fused"),
     ("hand_written", "keras_distillation"),
+    ("hand_written_fused", "keras_distillation"),
     ("keras_kd", "student_alone"),
     ("keras_kd_cached", "student_alone"),
 ]
