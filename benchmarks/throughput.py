@@ -15,7 +15,10 @@ size 256, steps_per_execution=1, T=4, alpha=0.1 and an accuracy metric:
 - `hand_written_fused`: the same loop applying Adam with TensorFlow's fused
   kernel, as keras_kd does (`keras_kd.fused_update`): the limit proxy for
   keras_kd's own update, so its ratio shows what keras_kd's step still costs
-  beyond the math.
+  beyond the math;
+- `teacher_forward`: the teacher's inference pass alone over the same batches
+  (no training): `keras_kd / teacher_forward` is the share of keras_kd's step
+  spent in a teacher pass that every online contender must make.
 
 After a warm-up epoch each, contenders run one epoch each in turn (A B C D E
 A B C D E ...) for `--rounds` rounds. Printed: each contender's median
@@ -53,6 +56,7 @@ CONTENDERS = (
     "student_alone",
     "hand_written",
     "hand_written_fused",
+    "teacher_forward",
 )
 RATIOS = [
     ("keras_kd", "keras_distillation"),
@@ -62,6 +66,7 @@ RATIOS = [
     ("hand_written_fused", "keras_distillation"),
     ("keras_kd", "student_alone"),
     ("keras_kd_cached", "student_alone"),
+    ("keras_kd", "teacher_forward"),
 ]
 
 
@@ -147,6 +152,8 @@ def build(name, pair, steps):
         return _hand_written_runner(teacher, student, data, fused=False)
     if name == "hand_written_fused":
         return _hand_written_runner(teacher, student, data, fused=True)
+    if name == "teacher_forward":
+        return _teacher_forward_runner(teacher, data)
     raise ValueError(f"Unknown contender: {name!r}")
 
 
@@ -180,6 +187,18 @@ def _hand_written_runner(teacher, student, data, fused):
         for x, y in data:
             step(x, y)
         accuracy.result().numpy()
+
+    epoch()  # Warm-up.
+    return epoch
+
+
+def _teacher_forward_runner(teacher, data):
+    forward = tf.function(lambda x: teacher(x, training=False))
+
+    def epoch():
+        for x, _ in data:
+            logits = forward(x)
+        logits.numpy()
 
     epoch()  # Warm-up.
     return epoch
