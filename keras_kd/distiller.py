@@ -426,6 +426,9 @@ class Distiller(keras.Model):
         finite is skipped (see `keras_kd.nonfinite`): the weights and the
         optimizer state stay as they were, `skipped_steps` in the logs counts
         such steps per epoch, and a warning is given once per epoch with some.
+        A plain `keras.optimizers.Adam` or `AdamW` update is applied with
+        TensorFlow's fused Adam kernel, which gives Keras's result in one pass
+        over the weights (see `keras_kd.fused_update`).
         """
         keras_fit = super().fit
         arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
