@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd import fused_update  # noqa: E402
 from benchmarks import common  # noqa: E402
+from keras_kd import fused_update  # noqa: E402
 
 BATCH_SIZE = 256
 STEPS_PER_EXECUTION = 1
