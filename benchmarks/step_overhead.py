@@ -1,0 +1,119 @@
+"""Where keras_kd's training step spends time beyond the math.
+
+Interleaved in one run, for the throughput benchmark's model pairs and
+settings (`benchmarks/throughput.py`: batch 256, Adam, T=4, alpha=0.1,
+`steps_per_execution=1`), every contender applying Adam with the fused update:
+
+- `keras_kd`: `keras_kd.Distiller.fit`;
+- `keras_kd_unchecked`: the same with the non-finite step check switched off
+  (the update applied unconditionally; an A/B switch of this script only);
+- `minimal_fit`: a minimal `keras.Model` subclass doing the same math in its
+  `train_step`, under Keras's `fit` (what `fit` itself costs);
+- `hand_written_fused`: the throughput benchmark's hand-written loop;
+- `keras_kd_cached`, `keras_kd_cached_unchecked`: the same two on cached
+  teacher logits;
+- `student_alone_fused`: the student alone under `fit` (the cached ceiling).
+
+Prints each contender's median speed ratio to `keras_kd` (online ones) or
+`keras_kd_cached` (cached ones) by process CPU time, with min-max, and writes
+JSON.
+
+    python -m benchmarks.step_overhead [--rounds 8] [--steps 40] [--pairs mlp conv]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks import common  # noqa: E402
+from benchmarks import throughput  # noqa: E402
+from keras_kd import fused_update  # noqa: E402
+from keras_kd import nonfinite  # noqa: E402
+
+ONLINE = ("keras_kd", "keras_kd_unchecked", "minimal_fit", "hand_written_fused")
+CACHED = ("keras_kd_cached", "keras_kd_cached_unchecked", "student_alone_fused")
+
+
+class _MinimalDistiller(keras.Model):
+    """The benchmark's distillation step in a bare `train_step`."""
+
+    def __init__(self, teacher, student):
+        super().__init__(name="minimal_distiller")
+        self.teacher, self.student = teacher, student
+        teacher.trainable = False
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        temperature, alpha = throughput.TEMPERATURE, throughput.ALPHA
+        teacher_log_probs = tf.nn.log_softmax(self.teacher(x, training=False) / temperature)
+        with tf.GradientTape() as tape:
+            logits = self.student(x, training=True)
+            student_log_probs = tf.nn.log_softmax(logits / temperature)
+            kl = tf.reduce_mean(
+                tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
+            )
+            loss = alpha * self.loss(y, logits) + (1 - alpha) * temperature**2 * kl
+        variables = self.student.trainable_variables
+        fused_update.apply_gradients(self.optimizer, tape.gradient(loss, variables), variables)
+        return self.compute_metrics(x, y, logits)
+
+
+def _apply_unchecked(optimizer, loss, gradients, variables):
+    fused_update.apply_gradients(optimizer, gradients, variables)
+    return tf.constant(True)
+
+
+def build(name, pair, steps):
+    """Returns a function running one timed epoch of contender `name`."""
+    if name in ("keras_kd_unchecked", "keras_kd_cached_unchecked"):
+        checked = nonfinite.apply_if_finite
+        nonfinite.apply_if_finite = _apply_unchecked  # Traced in the warm-up.
+        try:
+            return throughput.build(name.replace("_unchecked", ""), pair, steps)
+        finally:
+            nonfinite.apply_if_finite = checked
+    if name == "minimal_fit":
+        make_teacher, make_student, shape = throughput.PAIRS[pair]
+        model = _MinimalDistiller(make_teacher(), make_student())
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=throughput._loss(), metrics=["accuracy"])
+        return throughput._fit_runner(model, throughput._pipeline(throughput._examples(shape, steps)))
+    return throughput.build(name, pair, steps)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--pairs", nargs="+", default=list(throughput.PAIRS))
+    parser.add_argument("--out", default="benchmarks/step_overhead.json")
+    args = parser.parse_args()
+
+    results = {"machine": common.machine(), "rounds": args.rounds, "steps_per_epoch": args.steps, "pairs": {}}
+    print(f"machine: {results['machine']}")
+    for pair in args.pairs:
+        runners = {name: build(name, pair, args.steps) for name in ONLINE + CACHED}
+        times = common.interleave(runners, args.rounds)
+        ratios = {}
+        print(f"\n[{pair}] speed ratio by CPU time, median of {args.rounds} rounds (min-max):")
+        for group in (ONLINE, CACHED):
+            for name in group[1:]:
+                ratio = common.ratio_summary(times, name, group[0], 1)
+                ratios[f"{name} / {group[0]}"] = ratio
+                print(
+                    f"  {name + ' / ' + group[0]:48s} {ratio['median']:.3f} "
+                    f"({ratio['min']:.3f}-{ratio['max']:.3f})"
+                )
+        results["pairs"][pair] = {"ratios": ratios, "times": times}
+    common.write_json(args.out, results)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
