@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import keras_kd
 from keras_kd import fused_update
+from tests.conftest import make_data, make_mlp
 
 SHAPES = [(6, 4), (4,)]
 
@@ -219,24 +220,10 @@ def test_sparse_none_and_distributed_gradients_take_keras_path():
         assert not fused_update.fused_update_applies(optimizer, dense, variables)
 
 
-def _tiny_models():
-    keras.utils.set_random_seed(3)
-    teacher = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)],
-        name="fused_teacher",
-    )
-    student = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(3)],
-        name="fused_student",
-    )
-    return teacher, student
-
-
 def _fit_distiller():
-    teacher, student = _tiny_models()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    y = rng.integers(0, 3, 64)
+    teacher = make_mlp(16, seed=3, name="fused_teacher")
+    student = make_mlp(4, seed=4, name="fused_student")
+    x, y = make_data()
     distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.3)
     distiller.compile(
         optimizer=keras.optimizers.Adam(1e-2),
