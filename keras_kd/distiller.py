@@ -427,8 +427,9 @@ class Distiller(keras.Model):
         optimizer state stay as they were, `skipped_steps` in the logs counts
         such steps per epoch, and a warning is given once per epoch with some.
         A plain `keras.optimizers.Adam` or `AdamW` update is applied with
-        TensorFlow's fused Adam kernel, which gives Keras's result in one pass
-        over the weights (see `keras_kd.fused_update`).
+        TensorFlow's fused Adam kernel: Keras's formula in one pass over the
+        weights, with `1 - beta` rounded in float32 (see
+        `keras_kd.fused_update`).
         """
         keras_fit = super().fit
         arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
