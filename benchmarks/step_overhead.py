@@ -5,8 +5,8 @@ settings (`benchmarks/throughput.py`: batch 256, Adam, T=4, alpha=0.1,
 `steps_per_execution=1`), every contender applying Adam with the fused update:
 
 - `keras_kd`: `keras_kd.Distiller.fit`;
-- `keras_kd_unchecked`: the same with the non-finite step check switched off
-  (the update applied unconditionally; an A/B switch of this script only);
+- `keras_kd_unchecked`: the same with `skip_nonfinite_steps=False` (the
+  non-finite step check off, every update applied);
 - `minimal_fit`: a minimal `keras.Model` subclass doing the same math in its
   `train_step`, under Keras's `fit` (what `fit` itself costs);
 - `hand_written_fused`: the throughput benchmark's hand-written loop;
@@ -32,7 +32,6 @@ import tensorflow as tf  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks import throughput  # noqa: E402
 from keras_kd import fused_update  # noqa: E402
-from keras_kd import nonfinite  # noqa: E402
 
 ONLINE = ("keras_kd", "keras_kd_unchecked", "minimal_fit", "hand_written_fused")
 CACHED = ("keras_kd_cached", "keras_kd_cached_unchecked", "student_alone_fused")
@@ -65,20 +64,12 @@ class _MinimalDistiller(keras.Model):
         return self.compute_metrics(x, y, logits)
 
 
-def _apply_unchecked(optimizer, loss, gradients, variables):
-    fused_update.apply_gradients(optimizer, gradients, variables)
-    return tf.constant(True)
-
-
 def build(name, pair, steps):
     """Returns a function running one timed epoch of contender `name`."""
     if name in ("keras_kd_unchecked", "keras_kd_cached_unchecked"):
-        checked = nonfinite.apply_if_finite
-        nonfinite.apply_if_finite = _apply_unchecked  # Traced in the warm-up.
-        try:
-            return throughput.build(name.replace("_unchecked", ""), pair, steps)
-        finally:
-            nonfinite.apply_if_finite = checked
+        return throughput.build(
+            name.replace("_unchecked", ""), pair, steps, skip_nonfinite_steps=False
+        )
     if name == "minimal_fit":
         make_teacher, make_student, shape = throughput.PAIRS[pair]
         model = _MinimalDistiller(make_teacher(), make_student())

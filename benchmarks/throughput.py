@@ -119,8 +119,11 @@ def _fit_runner(model, data):
     return lambda: model.fit(data, epochs=1, shuffle=False, verbose=0)
 
 
-def build(name, pair, steps):
-    """Returns a function running one timed epoch of contender `name`."""
+def build(name, pair, steps, skip_nonfinite_steps=True):
+    """Returns a function running one timed epoch of contender `name`.
+
+    `skip_nonfinite_steps` is passed to the keras_kd Distillers.
+    """
     make_teacher, make_student, shape = PAIRS[pair]
     teacher, student = make_teacher(), make_student()
     examples = _examples(shape, steps)
@@ -132,11 +135,23 @@ def build(name, pair, steps):
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     if name == "keras_kd":
-        distiller = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+        distiller = keras_kd.Distiller(
+            teacher,
+            student,
+            temperature=TEMPERATURE,
+            alpha=ALPHA,
+            skip_nonfinite_steps=skip_nonfinite_steps,
+        )
         return _fit_runner(distiller.compile(**compile_args), data)
     if name == "keras_kd_cached":
         cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
-        distiller = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+        distiller = keras_kd.Distiller(
+            teacher,
+            student,
+            temperature=TEMPERATURE,
+            alpha=ALPHA,
+            skip_nonfinite_steps=skip_nonfinite_steps,
+        )
         return _fit_runner(distiller.compile(**compile_args), _pipeline(cache.attach(examples)))
     if name == "keras_distillation":
         distiller = keras.distillation.Distiller(

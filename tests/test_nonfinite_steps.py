@@ -42,10 +42,12 @@ def _student():
     )
 
 
-def _fit(dataset, epochs=2, jit_compile=False, callbacks=(), strategy=None):
+def _fit(dataset, epochs=2, jit_compile=False, callbacks=(), strategy=None, **distiller_kwargs):
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        distiller = keras_kd.Distiller(make_mlp(32, seed=1), _student(), temperature=2.0, alpha=0.5)
+        distiller = keras_kd.Distiller(
+            make_mlp(32, seed=1), _student(), temperature=2.0, alpha=0.5, **distiller_kwargs
+        )
         distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE, jit_compile=jit_compile)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,6 +87,31 @@ def test_finite_runs_log_zero_skipped_steps_and_warn_nothing():
     assert history["skipped_steps"] == [0.0, 0.0]
     assert np.isfinite(history["loss"]).all()
     assert messages == []
+
+
+def test_with_the_check_off_every_update_is_applied_as_keras_applies_it():
+    x, y = make_data(n=4 * BATCH, seed=5)
+    checked, _, _ = _fit(_batches(x, y))
+    unchecked, history, messages = _fit(_batches(x, y), skip_nonfinite_steps=False)
+    # Finite data: the same training, without the count in the logs.
+    for got, expected in zip(_state(unchecked), _state(checked)):
+        np.testing.assert_array_equal(got, expected)
+    assert "skipped_steps" not in history and messages == []
+    # A NaN batch is applied, as keras.distillation and Keras's fit apply it.
+    x, y = _data()
+    unchecked, history, messages = _fit(_batches(x, y), skip_nonfinite_steps=False)
+    assert not all(np.isfinite(w.numpy()).all() for w in unchecked.student.weights)
+    assert int(unchecked.optimizer.iterations.numpy()) == 2 * 4
+    assert "skipped_steps" not in history and messages == []
+
+
+def test_the_check_switch_is_saved_and_checked():
+    distiller = keras_kd.Distiller(make_mlp(32, seed=1), _student(), skip_nonfinite_steps=False)
+    config = distiller.get_config()
+    assert config["skip_nonfinite_steps"] is False
+    assert keras_kd.Distiller.from_config(config).skip_nonfinite_steps is False
+    with pytest.raises(ValueError, match="Argument `skip_nonfinite_steps` must be True or False"):
+        keras_kd.Distiller(make_mlp(32, seed=1), _student(), skip_nonfinite_steps="no")
 
 
 def test_terminate_on_nan_stops_with_the_last_finite_weights():
