@@ -11,6 +11,9 @@ The logged `loss` still includes the skipped batch, so it shows NaN or inf
 for that epoch: `keras.callbacks.TerminateOnNaN` stops training as usual, but
 with the weights of the last finite step (Keras's own models stop only after
 the NaN update has been applied).
+
+The check costs one pass over the gradients; `Distiller(...,
+skip_nonfinite_steps=False)` turns it off.
 """
 
 import warnings
