@@ -134,7 +134,10 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    if name == "keras_kd":
+    if name in ("keras_kd", "keras_kd_cached"):
+        if name == "keras_kd_cached":
+            cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
+            data = _pipeline(cache.attach(examples))
         distiller = keras_kd.Distiller(
             teacher,
             student,
@@ -143,16 +146,6 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
             skip_nonfinite_steps=skip_nonfinite_steps,
         )
         return _fit_runner(distiller.compile(**compile_args), data)
-    if name == "keras_kd_cached":
-        cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
-        distiller = keras_kd.Distiller(
-            teacher,
-            student,
-            temperature=TEMPERATURE,
-            alpha=ALPHA,
-            skip_nonfinite_steps=skip_nonfinite_steps,
-        )
-        return _fit_runner(distiller.compile(**compile_args), _pipeline(cache.attach(examples)))
     if name == "keras_distillation":
         distiller = keras.distillation.Distiller(
             teacher,
