@@ -90,7 +90,7 @@ class Distiller(keras.Model):
             gradients are not finite is skipped and counted in the logs as
             `skipped_steps` (see `keras_kd.nonfinite`). `False` applies every
             update, as Keras does, and saves the check: one pass over the
-            gradients, 1-4% of a benchmark MLP step with 1.3M student weights
+            gradients, 3-4% of a benchmark MLP step with 1.3M student weights
             (`benchmarks/step_overhead.py`). Defaults to `True`.
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
