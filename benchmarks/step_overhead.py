@@ -50,15 +50,10 @@ class _MinimalDistiller(keras.Model):
 
     def train_step(self, data):
         x, y = data
-        temperature, alpha = throughput.TEMPERATURE, throughput.ALPHA
-        teacher_log_probs = tf.nn.log_softmax(self.teacher(x, training=False) / temperature)
+        teacher_logits = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             logits = self.student(x, training=True)
-            student_log_probs = tf.nn.log_softmax(logits / temperature)
-            kl = tf.reduce_mean(
-                tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
-            )
-            loss = alpha * self.loss(y, logits) + (1 - alpha) * temperature**2 * kl
+            loss = throughput.same_math_loss(teacher_logits, logits, y, self.loss)
         variables = self.student.trainable_variables
         fused_update.apply_gradients(self.optimizer, tape.gradient(loss, variables), variables)
         return self.compute_metrics(x, y, logits)

@@ -193,6 +193,16 @@ class _FusedUpdateStudent(keras.Model):
         return self.compute_metrics(x, y, y_pred)
 
 
+def same_math_loss(teacher_logits, logits, y, loss_fn):
+    """The benchmark's loss written out: alpha * CE + (1 - alpha) * T² * KL."""
+    teacher_log_probs = tf.nn.log_softmax(teacher_logits / TEMPERATURE)
+    student_log_probs = tf.nn.log_softmax(logits / TEMPERATURE)
+    kl = tf.reduce_mean(
+        tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
+    )
+    return ALPHA * loss_fn(y, logits) + (1 - ALPHA) * TEMPERATURE**2 * kl
+
+
 def _hand_written_runner(teacher, student, data, fused):
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(student.trainable_variables)
@@ -201,14 +211,10 @@ def _hand_written_runner(teacher, student, data, fused):
 
     @tf.function
     def step(x, y):
-        teacher_log_probs = tf.nn.log_softmax(teacher(x, training=False) / TEMPERATURE)
+        teacher_logits = teacher(x, training=False)
         with tf.GradientTape() as tape:
             logits = student(x, training=True)
-            student_log_probs = tf.nn.log_softmax(logits / TEMPERATURE)
-            kl = tf.reduce_mean(
-                tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
-            )
-            loss = ALPHA * loss_fn(y, logits) + (1 - ALPHA) * TEMPERATURE**2 * kl
+            loss = same_math_loss(teacher_logits, logits, y, loss_fn)
         variables = student.trainable_variables
         gradients = tape.gradient(loss, variables)
         if fused:
