@@ -115,7 +115,7 @@ distiller.fit(
     shuffle=False,
     verbose=2,
     callbacks=[
-        keras_kd.callbacks.TemperatureScheduler(
+        keras_kd.callbacks.LiveValueScheduler(
             keras_kd.schedules.Cosine(START_TEMPERATURE, END_TEMPERATURE, duration=1.0, fractions=True),
             per="batch",
         ),

@@ -131,12 +131,12 @@ def method(name, student):
     if name == "KD + logit standardization":
         return distiller(student, [losses.KLDivergence(standardize=True)], temperature=2.0), [], True
     if name == "DKD":
-        warm_up = keras_kd.callbacks.TemperatureScheduler(
+        warm_up = keras_kd.callbacks.LiveValueScheduler(
             schedules={"dkd_weight": schedules.Linear(0.0, 1.0, duration=20 / 240, fractions=True)},
             per="batch")
         return distiller(student, [losses.DecoupledKD(1.0, 8.0)]), [warm_up], True
     if name == "KD + CTKD":
-        curriculum = keras_kd.callbacks.TemperatureScheduler(
+        curriculum = keras_kd.callbacks.LiveValueScheduler(
             schedules={"temperature_reversal": schedules.Cosine(0.0, -1.0, duration=10 / 240, fractions=True)},
             per="batch")
         learned = keras_kd.LearnedTemperature(initial=4.0, t_min=1.0, t_range=20.0, reversal=0.0)

@@ -166,7 +166,7 @@ def run():
     folder = os.path.join(args.output, label)
     os.makedirs(folder, exist_ok=True)
     callbacks = [
-        keras_kd.callbacks.TemperatureScheduler(
+        keras_kd.callbacks.LiveValueScheduler(
             keras_kd.schedules.Cosine(8.0, 2.0, duration=1.0, fractions=True), per="batch"),
         # Written by the chief alone under multi-worker training.
         keras_kd.callbacks.TFLiteExport(os.path.join(folder, "student.tflite"), verbose=0),

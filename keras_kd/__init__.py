@@ -6,8 +6,6 @@ from keras_kd import losses
 from keras_kd import schedules
 from keras_kd.chain import ChainResult
 from keras_kd.chain import distill_chain
-from keras_kd.compat import FeatureDistillation
-from keras_kd.compat import LogitsDistillation
 from keras_kd.distiller import Distiller
 from keras_kd.ensemble import fuse
 from keras_kd.evaluation import EvaluationReport
@@ -22,8 +20,38 @@ from keras_kd.export import export_tflite
 from keras_kd.export import run_tflite
 from keras_kd.export import verify_tflite
 from keras_kd.learned_temperature import LearnedTemperature
+from keras_kd import compat
+from keras_kd import optimizers
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+
+def LogitsDistillation(temperature=3.0, loss="kl_divergence"):  # noqa: N802
+    """Deprecated: use `keras_kd.losses.KLDivergence(temperature=...)`, or
+    `keras_kd.compat.LogitsDistillation` (Keras's own class) with
+    `keras_kd.compat.Distiller`. Returns the equivalent keras_kd term."""
+    _deprecated("keras_kd.LogitsDistillation", "keras_kd.losses.KLDivergence(temperature=...)")
+    return compat.logits_term(temperature, loss)
+
+
+def FeatureDistillation(loss="mse", teacher_layer_name=None, student_layer_name=None):  # noqa: N802
+    """Deprecated: use `keras_kd.losses.FeatureHint(..., adapter="none")`, or
+    `keras_kd.compat.FeatureDistillation` (Keras's own class). Returns the
+    equivalent keras_kd term."""
+    _deprecated("keras_kd.FeatureDistillation", 'keras_kd.losses.FeatureHint(..., adapter="none")')
+    return compat.feature_term(loss, teacher_layer_name, student_layer_name)
+
+
+def _deprecated(old, new):
+    import warnings
+
+    warnings.warn(
+        f"`{old}` is deprecated: it returned a keras_kd term under a "
+        f"keras.distillation class name. Use `{new}`, or keras.distillation's "
+        "own classes from `keras_kd.compat` with `keras_kd.compat.Distiller`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 __all__ = [
     "ChainResult",
@@ -32,17 +60,17 @@ __all__ = [
     "EvaluationReport",
     "ExportReport",
     "TeacherCache",
-    "FeatureDistillation",
     "LearnedTemperature",
-    "LogitsDistillation",
     "ModelEvaluation",
     "callbacks",
+    "compat",
     "distill_chain",
     "evaluate_models",
     "macro_f1_score",
     "export_tflite",
     "fuse",
     "losses",
+    "optimizers",
     "plot_histories",
     "run_tflite",
     "schedules",

@@ -1,26 +1,34 @@
-"""Drop-in names for code written against `keras.distillation`.
-
-Code written for `keras.distillation` runs on keras_kd after changing only its
-import:
+"""keras.distillation's spellings, for code migrated by changing only its import.
 
 ```python
 # from keras.distillation import Distiller, LogitsDistillation
-from keras_kd import Distiller, LogitsDistillation
+from keras_kd.compat import Distiller, LogitsDistillation
 ```
 
-The `Distiller` accepts `distillation_losses`, `distillation_loss_weights` and
-`student_loss_weight`, and converts `LogitsDistillation` (ours or Keras's) into
-the equivalent keras_kd term, which computes the loss correctly: `T² · KL` on
-log-softmax, where `keras.distillation`'s default string loss applies the
-plain `kl_divergence` function to clipped probabilities without `T²`.
+`LogitsDistillation` and `FeatureDistillation` here are Keras's own classes.
+`keras_kd.compat.Distiller` takes keras.distillation's arguments
+(`distillation_losses`, `distillation_loss_weights`, `student_loss_weight`,
+which defaults to `0.5` as there), reads back what it was given, logs
+keras.distillation's `total_loss` and `distillation_loss` too, and trains
+with keras_kd's loss: each Keras distillation loss is converted to the
+equivalent keras_kd term (`to_term`), which computes `T² · KL` on log-softmax
+where keras.distillation's default string loss applies the plain
+`kl_divergence` function to clipped probabilities without `T²`.
 """
 
 import keras
+import numpy as np
+from keras.distillation import FeatureDistillation
+from keras.distillation import LogitsDistillation
 
+from keras_kd import distiller
+from keras_kd import validation
 from keras_kd.losses.base import DistillationTerm
 from keras_kd.losses.feature_hint import FeatureHint
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.losses.soft_target_crossentropy import SoftTargetCrossentropy
+
+__all__ = ["Distiller", "FeatureDistillation", "LogitsDistillation", "to_term"]
 
 _TERM_FOR_LOSS = {
     "kl_divergence": KLDivergence,
@@ -34,33 +42,25 @@ def _loss_name(loss):
     if isinstance(loss, str):
         return loss
     if isinstance(loss, keras.losses.Loss):
-        # Built-in loss objects are named after their function.
-        return loss.name
+        return loss.name  # Built-in loss objects are named after their function.
     return getattr(loss, "__name__", repr(loss))
 
 
-def LogitsDistillation(temperature=3.0, loss="kl_divergence"):
-    """Returns the keras_kd term for a `keras.distillation.LogitsDistillation`.
+def logits_term(temperature=3.0, loss="kl_divergence", name=None):
+    """The keras_kd term equal to `LogitsDistillation(temperature, loss)`.
 
     Args:
         temperature: Positive float, the term's own temperature. Defaults to
-            `3.0`, as in `keras.distillation`.
-        loss: `"kl_divergence"` (or a `keras.losses.KLDivergence`) for the
-            `KLDivergence` term, `"categorical_crossentropy"` for the
-            `SoftTargetCrossentropy` term. Defaults to `"kl_divergence"`.
+            `3.0`, as in keras.distillation.
+        loss: `"kl_divergence"` (or a `keras.losses.KLDivergence`) for
+            `KLDivergence`, `"categorical_crossentropy"` for
+            `SoftTargetCrossentropy`. Defaults to `"kl_divergence"`.
+        name: Optional name of the term. Defaults to the term's own.
 
     Returns:
         A `keras_kd.losses.DistillationTerm` with its own live temperature.
-
-    Example:
-
-    ```python
-    term = keras_kd.LogitsDistillation(temperature=2.0)
-    distiller = keras_kd.Distiller(teacher, student, distillation_losses=term)
-    ```
     """
-    name = _loss_name(loss)
-    term_class = _TERM_FOR_LOSS.get(name)
+    term_class = _TERM_FOR_LOSS.get(_loss_name(loss))
     if term_class is None:
         raise ValueError(
             "Argument `loss` of `LogitsDistillation` must be one of "
@@ -69,26 +69,13 @@ def LogitsDistillation(temperature=3.0, loss="kl_divergence"):
             "use a keras_kd.losses term such as `LogitMSE`, or subclass "
             "`keras_kd.losses.DistillationTerm`."
         )
-    return term_class(temperature=temperature)
+    return term_class(temperature=temperature, name=name)
 
 
-def FeatureDistillation(loss="mse", teacher_layer_name=None, student_layer_name=None):
-    """The keras_kd term equal to `keras.distillation.FeatureDistillation`.
-
-    Its mean squared error between two layers' outputs of the same shape is
-    `keras_kd.losses.FeatureHint(teacher_layer, student_layer,
-    adapter="none")`; use `FeatureHint` directly for an adapter between
-    shapes that differ.
-
-    Args:
-        loss: `"mse"` (or `keras.losses.MeanSquaredError()` / its function).
-            Defaults to `"mse"`.
-        teacher_layer_name: Name of the teacher layer.
-        student_layer_name: Name of the student layer.
-
-    Returns:
-        A `keras_kd.losses.FeatureHint`.
-    """
+def feature_term(loss="mse", teacher_layer_name=None, student_layer_name=None, name="feature"):
+    """The keras_kd term equal to `FeatureDistillation(loss, ...)`: a
+    `keras_kd.losses.FeatureHint` without adapter (same shapes only; use
+    `FeatureHint` directly for an adapter between shapes that differ)."""
     if _loss_name(loss) not in ("mse", "mean_squared_error"):
         raise ValueError(
             "Only the mean squared error of `FeatureDistillation` has a "
@@ -100,31 +87,153 @@ def FeatureDistillation(loss="mse", teacher_layer_name=None, student_layer_name=
             "required. Received: teacher_layer_name="
             f"{teacher_layer_name!r}, student_layer_name={student_layer_name!r}"
         )
-    return FeatureHint(teacher_layer_name, student_layer_name, adapter="none", name="feature")
+    return FeatureHint(teacher_layer_name, student_layer_name, adapter="none", name=name)
 
 
-def to_term(loss):
+def to_term(loss, name=None):
     """Converts one entry of `distillation_losses` to a keras_kd term.
 
     Args:
-        loss: A `keras_kd.losses.DistillationTerm`, or a
+        loss: A `keras_kd.losses.DistillationTerm` (returned as it is), or a
             `keras.distillation.LogitsDistillation` /
-            `keras.distillation.FeatureDistillation` object.
+            `keras.distillation.FeatureDistillation`.
+        name: Optional name for a converted term.
 
     Returns:
         A `keras_kd.losses.DistillationTerm`.
     """
     if isinstance(loss, DistillationTerm):
         return loss
-    peer_class = type(loss).__name__
-    if peer_class == "LogitsDistillation" and hasattr(loss, "temperature"):
-        return LogitsDistillation(temperature=loss.temperature, loss=loss.loss)
-    if peer_class == "FeatureDistillation":
-        return FeatureDistillation(
-            loss.loss, loss.teacher_layer_name, loss.student_layer_name
+    if isinstance(loss, LogitsDistillation):
+        return logits_term(loss.temperature, loss.loss, name=name)
+    if isinstance(loss, FeatureDistillation):
+        return feature_term(
+            loss.loss, loss.teacher_layer_name, loss.student_layer_name,
+            name=name or "feature",
         )
     raise ValueError(
         "Each distillation loss must be a `keras_kd.losses.DistillationTerm` "
-        "or a `keras.distillation.LogitsDistillation`. "
-        f"Received: {loss!r} of type {peer_class}"
+        "or a `keras.distillation.LogitsDistillation` / `FeatureDistillation`. "
+        f"Received: {loss!r} of type {type(loss).__name__}"
     )
+
+
+def _unique_terms(losses):
+    """Converted terms; a name used again gets `_1`, `_2`... (as Keras's layers)."""
+    terms, counts = [], {}
+    for loss in losses:
+        term = to_term(loss)
+        count = counts.get(term.name, 0)
+        counts[term.name] = count + 1
+        if count and not isinstance(loss, DistillationTerm):
+            term = to_term(loss, name=f"{term.name}_{count}")
+        terms.append(term)
+    return terms
+
+
+@keras.saving.register_keras_serializable(package="keras_kd.compat")
+class Distiller(distiller.Distiller):
+    """`keras_kd.Distiller` with keras.distillation's arguments and logs.
+
+    Args:
+        teacher: The trained teacher `keras.Model` (or a list of them).
+        student: The student `keras.Model`.
+        distillation_losses: A `keras.distillation.LogitsDistillation` or
+            `FeatureDistillation`, a keras_kd term, or a list of them.
+            Defaults to `None` (keras_kd's `KLDivergence` at `temperature`).
+        distillation_loss_weights: Optional list of floats, one weight per
+            distillation loss. Defaults to `None` (all `1.0`).
+        student_loss_weight: Float in [0, 1], the weight of the student loss.
+            Defaults to `0.5`, as in keras.distillation.
+        **kwargs: Other `keras_kd.Distiller` arguments (`temperature`,
+            `teacher_outputs`, `skip_nonfinite_steps`, `name`...).
+
+    Example:
+
+    ```python
+    from keras_kd.compat import Distiller, LogitsDistillation
+
+    distiller = Distiller(
+        teacher, student,
+        distillation_losses=LogitsDistillation(temperature=3.0),
+        student_loss_weight=0.5,
+    )
+    ```
+    """
+
+    extra_logged_losses = ("total_loss", "distillation_loss")
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        distillation_losses=None,
+        distillation_loss_weights=None,
+        student_loss_weight=0.5,
+        **kwargs,
+    ):
+        for argument in ("alpha", "terms"):
+            if argument in kwargs:
+                raise ValueError(
+                    f"Argument `{argument}` is keras_kd.Distiller's spelling; "
+                    "keras_kd.compat.Distiller takes keras.distillation's "
+                    "`student_loss_weight` and `distillation_losses`. "
+                    f"Received: {argument}={kwargs[argument]!r}"
+                )
+        given = distillation_losses
+        losses = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
+        terms = _unique_terms(losses) if losses else None
+        weights = _loss_weights(distillation_loss_weights, len(terms or [None]))
+        for term, weight in zip(terms or [], weights):
+            term.weight.assign(weight)
+        alpha = validation.check_alpha(student_loss_weight, "student_loss_weight")
+        super().__init__(teacher, student, alpha=alpha, terms=terms, **kwargs)
+        self._student_loss_weight = alpha
+        self._distillation_losses = losses or list(self.terms)
+        self._distillation_loss_weights = list(distillation_loss_weights or weights)
+
+    @property
+    def distillation_losses(self):
+        """The distillation losses as given (keras.distillation objects stay theirs)."""
+        return list(self._distillation_losses)
+
+    @property
+    def distillation_loss_weights(self):
+        """The weights as given, one per distillation loss."""
+        return list(self._distillation_loss_weights)
+
+    @property
+    def student_loss_weight(self):
+        """The weight of the student loss as given, or the live `alpha`'s
+        current value once it was changed."""
+        current = keras.ops.convert_to_numpy(self.alpha)
+        if current == np.float32(self._student_loss_weight):
+            return self._student_loss_weight
+        return float(current)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("alpha")
+        config["student_loss_weight"] = self.student_loss_weight
+        config.pop("terms")
+        config["distillation_losses"] = [
+            keras.saving.serialize_keras_object(loss) for loss in self._distillation_losses
+        ]
+        config["distillation_loss_weights"] = self.distillation_loss_weights
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**distiller.deserialize_config(config, custom_objects))
+
+
+def _loss_weights(weights, count):
+    if weights is None:
+        return [1.0] * count
+    if len(weights) != count:
+        raise ValueError(
+            "Argument `distillation_loss_weights` must have one weight "
+            f"per distillation loss ({count}). Received: "
+            f"distillation_loss_weights={weights}"
+        )
+    return [validation.check_weight(w, "distillation_loss_weights") for w in weights]

@@ -157,7 +157,7 @@ def train_distilled(teacher_cache, train, val, teacher, setting, seed, verbose=0
         .shuffle(len(train[0]), seed=seed)
         .batch(setting.batch_size)
     )
-    annealing = callbacks.TemperatureScheduler(
+    annealing = callbacks.LiveValueScheduler(
         schedules.Cosine(setting.temperature, 1.0, duration=1.0, fractions=True),
         per="batch",
     )

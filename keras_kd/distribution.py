@@ -23,14 +23,15 @@ anything on one device or under `MirroredStrategy`.
 import tensorflow as tf
 from keras import ops
 
+from keras_kd import _keras_internals as internals
+
 
 def is_multi_worker(strategy=None):
     """Whether `strategy` (default: the current one) spans several workers."""
     strategy = strategy or tf.distribute.get_strategy()
-    extended = strategy.extended
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        extended._in_multi_worker_mode()  # noqa: SLF001 - no public twin.
-    )
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and internals.in_multi_worker_mode(strategy)
 
 
 def is_chief(strategy=None):

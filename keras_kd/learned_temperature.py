@@ -43,7 +43,7 @@ class LearnedTemperature(keras.layers.Layer):
     distiller = keras_kd.Distiller(
         teacher, student, temperature=keras_kd.LearnedTemperature(initial=4.0)
     )
-    curriculum = keras_kd.callbacks.TemperatureScheduler(schedules={
+    curriculum = keras_kd.callbacks.LiveValueScheduler(schedules={
         "temperature_reversal": keras_kd.schedules.Cosine(
             0.0, -1.0, duration=10 / 240, fractions=True)})
     ```

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_kd import fused_update
+from keras_kd import _keras_internals as internals
 
 
 def is_finite(loss, gradients):
@@ -89,7 +89,7 @@ def apply_if_finite(optimizer, loss, gradients, variables):
     if context is None or _replica_cond_allowed():
         ops.cond(
             finite,
-            lambda: fused_update.apply_gradients(optimizer, gradients, variables),
+            lambda: optimizer.apply(gradients, variables),
             lambda: None,
         )
     else:
@@ -114,7 +114,42 @@ def apply_if_finite(optimizer, loss, gradients, variables):
 
 
 def _replica_cond_allowed():
-    return tf.__internal__.distribute.strategy_supports_no_merge_call()
+    return internals.strategy_supports_no_merge_call()
+
+
+class StepGuard:
+    """Applies a training step's update only if it is finite.
+
+    What the Distiller's `train_step` calls around its update: `keep` before
+    the forward pass saves the state that pass changes (BatchNorm moving
+    statistics), `apply` applies the update through the user's optimizer if
+    the loss and gradients are finite and puts that state back otherwise, and
+    counts skipped steps in `skipped_steps`. With `enabled=False` every update
+    is applied, as Keras does.
+
+    Args:
+        enabled: Bool, whether to check. Defaults to `True`.
+    """
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+        self.skipped_steps = SkippedSteps()
+
+    def keep(self, model):
+        """Snapshots `model`'s non-trainable weights (when enabled)."""
+        if not self.enabled:
+            return []
+        return [(v, tf.identity(v.value)) for v in model.non_trainable_weights]
+
+    def apply(self, optimizer, loss, gradients, variables, kept):
+        """Applies the update, or skips it and restores `kept`."""
+        if not self.enabled:
+            optimizer.apply(gradients, variables)
+            return
+        finite = apply_if_finite(optimizer, loss, gradients, variables)
+        for variable, value in kept:
+            variable.assign(ops.where(finite, variable.value, value))
+        self.skipped_steps.update_state(finite)
 
 
 class SkippedSteps(keras.metrics.Metric):

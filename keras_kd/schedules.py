@@ -7,7 +7,7 @@ on Python numbers, in a `tf.function` and under `jit_compile=True` alike.
 Durations and boundaries are steps by default. With `fractions=True` they are
 fractions of the whole run instead (`0.1` is "the first 10%"); such a schedule
 is turned into steps by `resolve(total_steps)`, which
-`keras_kd.callbacks.TemperatureScheduler` calls at the start of training from
+`keras_kd.callbacks.LiveValueScheduler` calls at the start of training from
 `epochs × steps`, so the same schedule fits a 5-epoch test and a 240-epoch run.
 
 Example:
@@ -53,7 +53,7 @@ class Schedule:
         if self.fractions:
             raise ValueError(
                 f"This {type(self).__name__} is written in fractions of the run: "
-                "call `resolve(total_steps)` first (TemperatureScheduler does "
+                "call `resolve(total_steps)` first (LiveValueScheduler does "
                 "it at the start of training)."
             )
         return self.value(ops.cast(step, "float32"))
@@ -359,7 +359,7 @@ class Join(Schedule):
         if self.fractions or any(s.fractions for s in self.schedules):
             raise ValueError(
                 "This Join holds fractions of the run: call "
-                "`resolve(total_steps)` first (TemperatureScheduler does it at "
+                "`resolve(total_steps)` first (LiveValueScheduler does it at "
                 "the start of training)."
             )
         return self.value(ops.cast(step, "float32"))

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_kd import _keras_internals as internals
+
 FINAL_OUTPUT = None  # The key of a model's own output (its logits) in a view's result.
 LOGITS_KEY = "logits"  # The entry holding the logits of a model that returns a dict.
 
@@ -118,7 +120,7 @@ def _output_spec(model):
     Functional and Sequential models have it; a subclassed model has it once
     built (called on data, or `model.build(shape)`).
     """
-    struct = getattr(model, "_outputs_struct", None)  # Functional.
+    struct = internals.outputs_struct(model)  # Functional.
     if isinstance(struct, (list, tuple)) and len(struct) == 1:
         return struct[0]  # keras.Model(inputs, [logits]) returns the tensor.
     if struct is not None:
@@ -126,7 +128,7 @@ def _output_spec(model):
     outputs = getattr(model, "outputs", None)  # Sequential.
     if outputs:
         return outputs[0] if len(outputs) == 1 else None
-    shapes = getattr(model, "_build_shapes_dict", None)
+    shapes = internals.build_shapes(model)
     if not model.built or not shapes or len(shapes) != 1:
         return None
     (shape,) = shapes.values()
@@ -189,11 +191,10 @@ def _output_in_graph(model, layer, role):
     `layer.output` is its first call's output, which may belong to another
     model. The node that is part of `model`'s graph is the one to read.
     """
-    graph = getattr(model, "_functional", None) or model  # Sequential wraps one.
-    keys = getattr(graph, "_nodes", None)  # Keras's node keys: "<id>_ib-<index>".
+    keys = internals.graph_node_keys(internals.functional_graph(model))
     inbound = [
         node
-        for index, node in enumerate(layer._inbound_nodes)
+        for index, node in enumerate(internals.inbound_nodes(layer))
         if keys is None or f"{id(layer)}_ib-{index}" in keys
     ]
     if len(inbound) != 1:

@@ -90,7 +90,7 @@ def main(argv):
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(args.backup, save_freq="epoch"),
-        keras_kd.callbacks.TemperatureScheduler(
+        keras_kd.callbacks.LiveValueScheduler(
             schedules={
                 "temperature": schedules.Cosine(8.0, 1.0, duration=1.0, fractions=True),
                 "alpha": schedules.Linear(0.5, 0.9, duration=1.0, fractions=True),

@@ -114,7 +114,7 @@ def main(argv):
         )
         distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss=sparse, metrics=["accuracy"])
     callbacks = [
-        keras_kd.callbacks.TemperatureScheduler(
+        keras_kd.callbacks.LiveValueScheduler(
             keras_kd.schedules.Linear(4.0, 1.0, duration=1.0, fractions=True), per="batch"
         ),
         keras_kd.callbacks.TFLiteExport(os.path.join(out, "student.tflite"), verbose=0),

@@ -21,17 +21,15 @@ SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         ({"temperature": "4"}, r"Received: temperature='4'"),
         ({"alpha": 1.5}, r"Argument `alpha` must be in \[0, 1\] \(the weight of the student loss\). Received: alpha=1.5"),
         ({"alpha": -0.1}, r"Received: alpha=-0.1"),
-        ({"student_loss_weight": 2.0}, r"Argument `student_loss_weight` must be in \[0, 1\]"),
-        ({"alpha": 0.1, "student_loss_weight": 0.5}, r"Pass either `alpha` or its keras.distillation name `student_loss_weight`"),
+        ({"student_loss_weight": 0.5},
+         r"Argument `student_loss_weight` is keras.distillation's name of `alpha`: pass `alpha`, or use keras_kd.compat.Distiller"),
+        ({"distillation_losses": [keras_kd.losses.LogitMSE()]},
+         r"Argument `distillation_losses` is keras.distillation's name of `terms`: pass `terms`, or use keras_kd.compat.Distiller"),
         ({"teacher_outputs": "probs"}, r"Argument `teacher_outputs` must be one of \('logits', 'probabilities'\). Received: teacher_outputs='probs'"),
         ({"terms": []}, r"Argument `terms` must hold at least one distillation term. Received: terms=\[\]"),
         ({"terms": [keras_kd.losses.KLDivergence(), keras_kd.losses.KLDivergence(temperature=2.0)]},
          r"Each term needs a unique `name`.*\['kl'\] is used more than once"),
-        ({"terms": [keras_kd.losses.KLDivergence()], "distillation_losses": [keras_kd.losses.LogitMSE()]},
-         r"Pass either `terms` or its keras.distillation name `distillation_losses`"),
-        ({"distillation_losses": [keras_kd.losses.KLDivergence()], "distillation_loss_weights": [1.0, 2.0]},
-         r"Argument `distillation_loss_weights` must have one weight per distillation loss \(1\)"),
-        ({"terms": ["kl"]}, r"Each distillation loss must be a `keras_kd.losses.DistillationTerm`.*Received: 'kl' of type str"),
+        ({"terms": ["kl"]}, r"Each term must be a `keras_kd.losses.DistillationTerm`.*Received: 'kl' of type str"),
         ({"terms": [keras_kd.losses.LogitMSE(teacher_layer="nope")]},
          r"The teacher has no layer or output named \['nope'\]. Available names: \['hidden', 'logits'\]"),
     ],
@@ -39,6 +37,23 @@ SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 def test_bad_constructor_arguments(teacher, student, kwargs, message):
     with pytest.raises(ValueError, match=message):
         keras_kd.Distiller(teacher, student, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"student_loss_weight": 2.0}, r"Argument `student_loss_weight` must be in \[0, 1\]"),
+        ({"alpha": 0.1}, r"Argument `alpha` is keras_kd.Distiller's spelling"),
+        ({"terms": [keras_kd.losses.KLDivergence()]}, r"Argument `terms` is keras_kd.Distiller's spelling"),
+        ({"distillation_losses": [keras_kd.losses.KLDivergence()], "distillation_loss_weights": [1.0, 2.0]},
+         r"Argument `distillation_loss_weights` must have one weight per distillation loss \(1\)"),
+        ({"distillation_losses": ["kl"]},
+         r"Each distillation loss must be a `keras_kd.losses.DistillationTerm`.*Received: 'kl' of type str"),
+    ],
+)
+def test_bad_compat_constructor_arguments(teacher, student, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        keras_kd.compat.Distiller(teacher, student, **kwargs)
 
 
 def test_models_must_be_two_keras_models(teacher, student):

@@ -130,21 +130,21 @@ def scheduler_on_a_plain_model(teacher, folder):
     student = _student()
     student.compile(optimizer="adam", loss=SPARSE)
     x, y = make_data(n=32)
-    annealing = keras_kd.callbacks.TemperatureScheduler(schedules.Linear(4.0, 1.0, duration=2))
+    annealing = keras_kd.callbacks.LiveValueScheduler(schedules.Linear(4.0, 1.0, duration=2))
     student.fit(x, y, epochs=1, callbacks=[annealing], verbose=0)
 
 
 def scheduler_for_an_unknown_value(teacher, folder):
     distiller = _distiller(teacher).compile(optimizer="adam", loss=SPARSE)
     x, y = make_data(n=32)
-    annealing = keras_kd.callbacks.TemperatureScheduler(schedules={"beta": lambda step: 1.0})
+    annealing = keras_kd.callbacks.LiveValueScheduler(schedules={"beta": lambda step: 1.0})
     distiller.fit(x, y, epochs=1, callbacks=[annealing], verbose=0)
 
 
 def schedule_that_goes_nonfinite(teacher, folder):
     distiller = _distiller(teacher).compile(optimizer="adam", loss=SPARSE)
     x, y = make_data(n=32)
-    annealing = keras_kd.callbacks.TemperatureScheduler(lambda epoch: float("inf") if epoch == 1 else 4.0)
+    annealing = keras_kd.callbacks.LiveValueScheduler(lambda epoch: float("inf") if epoch == 1 else 4.0)
     distiller.fit(x, y, epochs=3, callbacks=[annealing], verbose=0)
 
 

@@ -96,7 +96,7 @@ def _annealed_fit(strategy, jit_compile):
             optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=jit_compile,
         )
-    annealing = keras_kd.callbacks.TemperatureScheduler(
+    annealing = keras_kd.callbacks.LiveValueScheduler(
         keras_kd.schedules.Linear(4.0, 1.0, duration=1.0, fractions=True), per="batch"
     )
     history = distiller.fit(dataset, epochs=3, callbacks=[annealing], verbose=0).history

@@ -55,7 +55,7 @@ def test_annealing_xla_and_int8_export_together(tmp_path):
         train,
         epochs=10,
         callbacks=[
-            keras_kd.callbacks.TemperatureScheduler(
+            keras_kd.callbacks.LiveValueScheduler(
                 keras_kd.schedules.Cosine(8.0, 2.0, duration=1.0, fractions=True), per="batch"
             ),
             keras_kd.callbacks.XLACompile(True),

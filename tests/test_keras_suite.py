@@ -16,17 +16,10 @@ import keras
 import pytest
 
 KERAS_IMPORT = "from keras.src.distillation.distiller import Distiller"
-OUR_IMPORT = "from keras_kd import Distiller"
+OUR_IMPORT = "from keras_kd.compat import Distiller"
 
 # name of the test method -> why it fails against keras_kd.
-EXPECTED_FAILURES = {
-    "test_distiller_initialization": "no `student_loss_weight` attribute yet",
-    "test_multi_distillation_loss_functionality": "duplicate term names refused",
-    "test_multi_distillation_loss_validation": "duplicate term names refused",
-    "test_student_loss_weighting": "no `total_loss` in History",
-    "test_full_training_workflow": "no `total_loss` in History",
-    "test_distiller_serialization_and_saving": "no `distillation_losses` in get_config()",
-}
+EXPECTED_FAILURES = {}
 
 
 def _keras_test_source():

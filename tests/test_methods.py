@@ -182,7 +182,7 @@ def test_hint_without_adapter_equals_keras_distillation_feature_loss():
     peer.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
     peer_loss = peer.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["loss"]
     # The same keras.distillation object, converted: FeatureHint without an adapter.
-    ours = keras_kd.Distiller(teacher, student, alpha=0.0, distillation_losses=_feature_distillation())
+    ours = keras_kd.compat.Distiller(teacher, student, student_loss_weight=0.0, distillation_losses=_feature_distillation())
     ours.compile(optimizer=keras.optimizers.SGD(0.0))
     assert ours.terms[0].adapter is None
     logs = ours.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
@@ -201,7 +201,7 @@ def test_keras_distillation_evaluate_changes_the_students_batchnorm():
     peer.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
     peer.evaluate(x, y, batch_size=32, verbose=0)
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, student.non_trainable_variables))
-    ours = keras_kd.Distiller(teacher, student, alpha=0.0, distillation_losses=_feature_distillation())
+    ours = keras_kd.compat.Distiller(teacher, student, student_loss_weight=0.0, distillation_losses=_feature_distillation())
     ours.compile(optimizer=keras.optimizers.SGD(0.0))
     after_peer = [v.numpy().copy() for v in student.non_trainable_variables]
     ours.evaluate(x, y, batch_size=32, verbose=0)
@@ -314,7 +314,7 @@ def test_learned_temperature_is_logged_scheduled_and_saved(tmp_path):
     distiller.compile(optimizer=keras.optimizers.Adam(0.05), loss=SPARSE)
     np.testing.assert_allclose(float(distiller.temperature), 3.0, rtol=1e-6)
     assert "temperature" not in distiller.live_variables
-    curriculum = keras_kd.callbacks.TemperatureScheduler(
+    curriculum = keras_kd.callbacks.LiveValueScheduler(
         schedules={"temperature_reversal": keras_kd.schedules.Cosine(0.0, -1.0, duration=0.5, fractions=True)},
         per="batch",
     )

@@ -6,6 +6,7 @@ import pytest
 from keras import distillation as peer
 
 import keras_kd
+from keras_kd import compat
 from tests import reference
 from tests.conftest import make_data
 
@@ -48,9 +49,9 @@ def test_default_string_loss_is_wrong_there_and_right_here(teacher, student):
     # Their default applies the plain kl_divergence function to clipped logits/T, without T².
     assert abs(theirs["distillation_loss"] - expected) > 0.5 * expected
     # The same code after changing only the import gets T² · KL.
-    ours = keras_kd.Distiller(
+    ours = compat.Distiller(
         teacher, student,
-        distillation_losses=keras_kd.LogitsDistillation(temperature=2.0, loss="kl_divergence"),
+        distillation_losses=compat.LogitsDistillation(temperature=2.0, loss="kl_divergence"),
         student_loss_weight=0.5,
     )
     ours.compile(optimizer="sgd", loss=SPARSE)
@@ -59,7 +60,7 @@ def test_default_string_loss_is_wrong_there_and_right_here(teacher, student):
 
 def test_keras_distillation_code_runs_after_changing_only_the_import(teacher, student):
     x, y = make_data(n=64)
-    for module in (peer, keras_kd):  # The same lines, two imports.
+    for module in (peer, compat):  # The same lines, two imports.
         distiller = module.Distiller(
             teacher=teacher,
             student=student,
@@ -69,15 +70,20 @@ def test_keras_distillation_code_runs_after_changing_only_the_import(teacher, st
         )
         distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
         history = distiller.fit(x, y, epochs=1, verbose=0)
-        assert "accuracy" in history.history
+        assert {"accuracy", "total_loss", "student_loss", "distillation_loss"} <= set(history.history)
     assert isinstance(distiller, keras_kd.Distiller)
     assert float(distiller.alpha.numpy()) == 0.25
+    # What was passed reads back as passed: the user's own objects and numbers.
+    assert distiller.student_loss_weight == 0.25
+    assert distiller.distillation_loss_weights == [0.8]
+    (loss,) = distiller.distillation_losses
+    assert type(loss) is peer.LogitsDistillation and loss.temperature == 3.0
     assert float(distiller.live_variables["kl_weight"].numpy()) == pytest.approx(0.8)
     assert float(distiller.live_variables["kl_temperature"].numpy()) == 3.0
 
 
 def test_keras_distillation_objects_are_converted(teacher, student):
-    distiller = keras_kd.Distiller(
+    distiller = compat.Distiller(
         teacher, student,
         distillation_losses=[
             peer.LogitsDistillation(temperature=2.0),
@@ -85,15 +91,56 @@ def test_keras_distillation_objects_are_converted(teacher, student):
         ],
     )
     assert [type(t).__name__ for t in distiller.terms] == ["KLDivergence", "SoftTargetCrossentropy"]
-    assert float(distiller.alpha.numpy()) == 0.5  # keras.distillation's default weight.
+    # keras.distillation's default weight in the compat layer; keras_kd's own is 0.1.
+    assert float(distiller.alpha.numpy()) == 0.5
+    assert float(keras_kd.Distiller(teacher, student).alpha.numpy()) == pytest.approx(0.1)
     with pytest.raises(ValueError, match=r"Arguments `teacher_layer_name` and `student_layer_name` are required"):
-        keras_kd.Distiller(teacher, student, distillation_losses=peer.FeatureDistillation())
+        compat.Distiller(teacher, student, distillation_losses=peer.FeatureDistillation())
     feature = peer.FeatureDistillation(loss="mse", teacher_layer_name="logits", student_layer_name="logits")
-    converted = keras_kd.Distiller(teacher, student, distillation_losses=feature).terms[0]
+    converted = compat.Distiller(teacher, student, distillation_losses=feature).terms[0]
     assert type(converted).__name__ == "FeatureHint" and converted.adapter is None
     assert (converted.teacher_layer, converted.student_layer) == ("logits", "logits")
     with pytest.raises(ValueError, match=r"Argument `loss` of `LogitsDistillation` must be one of"):
-        keras_kd.LogitsDistillation(loss="mse")
+        compat.to_term(peer.LogitsDistillation(loss="mse"))
+
+
+def test_duplicate_peer_losses_get_suffixes_and_native_duplicates_are_refused(teacher, student):
+    distiller = compat.Distiller(
+        teacher, student,
+        distillation_losses=[peer.LogitsDistillation(3.0), peer.LogitsDistillation(2.0), peer.LogitsDistillation(1.0)],
+    )
+    assert [t.name for t in distiller.terms] == ["kl", "kl_1", "kl_2"]
+    assert [float(t.temperature.numpy()) for t in distiller.terms] == [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match=r"Each term needs a unique `name`"):
+        keras_kd.Distiller(teacher, student, terms=[keras_kd.losses.KLDivergence(), keras_kd.losses.KLDivergence()])
+    with pytest.raises(ValueError, match=r"For `keras.distillation` losses use `keras_kd.compat.Distiller`"):
+        keras_kd.Distiller(teacher, student, terms=peer.LogitsDistillation(2.0))
+
+
+def test_compat_config_round_trip_keeps_the_peer_objects(teacher, student):
+    distiller = compat.Distiller(
+        teacher, student, distillation_losses=[peer.LogitsDistillation(3.0), peer.LogitsDistillation(2.0)],
+        distillation_loss_weights=[0.7, 0.3], student_loss_weight=0.7,
+    )
+    config = distiller.get_config()
+    assert config["student_loss_weight"] == 0.7 and config["distillation_loss_weights"] == [0.7, 0.3]
+    restored = compat.Distiller.from_config(config)
+    assert [type(loss) for loss in restored.distillation_losses] == [peer.LogitsDistillation] * 2
+    assert [loss.temperature for loss in restored.distillation_losses] == [3.0, 2.0]
+    assert [t.name for t in restored.terms] == ["kl", "kl_1"]
+    np.testing.assert_allclose([float(t.weight.numpy()) for t in restored.terms], [0.7, 0.3], rtol=1e-6)
+
+
+def test_deprecated_top_level_names_warn_and_still_work():
+    with pytest.warns(DeprecationWarning, match=r"`keras_kd.LogitsDistillation` is deprecated"):
+        term = keras_kd.LogitsDistillation(temperature=2.0)
+    assert isinstance(term, keras_kd.losses.KLDivergence) and float(term.temperature.numpy()) == 2.0
+    with pytest.warns(DeprecationWarning, match=r"`keras_kd.FeatureDistillation` is deprecated"):
+        hint = keras_kd.FeatureDistillation("mse", "hidden", "hidden")
+    assert isinstance(hint, keras_kd.losses.FeatureHint)
+    with pytest.warns(DeprecationWarning, match=r"renamed `keras_kd.callbacks.LiveValueScheduler`"):
+        scheduler = keras_kd.callbacks.TemperatureScheduler(keras_kd.schedules.Constant(2.0))
+    assert isinstance(scheduler, keras_kd.callbacks.LiveValueScheduler)
 
 
 @pytest.mark.upstream

@@ -26,7 +26,7 @@ class DecoupledKD(DistillationTerm):
     fractions of the run:
 
     ```python
-    warm_up = keras_kd.callbacks.TemperatureScheduler(schedules={
+    warm_up = keras_kd.callbacks.LiveValueScheduler(schedules={
         "dkd_weight": keras_kd.schedules.Linear(0.0, 1.0, duration=20 / 240,
                                                 fractions=True)})
     ```

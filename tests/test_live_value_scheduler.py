@@ -1,4 +1,4 @@
-"""TemperatureScheduler: annealed values reach History and the loss, and resume."""
+"""LiveValueScheduler: annealed values reach History and the loss, and resume."""
 
 import csv
 
@@ -37,7 +37,7 @@ def test_annealed_values_reach_history_csv_and_the_loss(teacher, student, tmp_pa
 
     distiller = Counting(teacher, student, temperature=1.0, alpha=0.5)
     distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
-    scheduler = keras_kd.callbacks.TemperatureScheduler(
+    scheduler = keras_kd.callbacks.LiveValueScheduler(
         schedules.Linear(1.0, 4.0, duration=3),
         schedules={"alpha": schedules.PiecewiseConstant([2], [0.5, 0.2]), "kl_weight": lambda epoch: 1.0 + epoch},
     )
@@ -65,7 +65,7 @@ def test_per_batch_with_fractions_of_the_run(teacher, student):
     seen = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(logs["temperature"]))
     distiller = _frozen_distiller(teacher, student)
-    scheduler = keras_kd.callbacks.TemperatureScheduler(
+    scheduler = keras_kd.callbacks.LiveValueScheduler(
         schedules.Linear(1.0, 10.0, duration=0.9, fractions=True), per="batch"
     )
     # 2 epochs × 5 steps: the schedule spans 9 of the 10 steps.
@@ -76,7 +76,7 @@ def test_per_batch_with_fractions_of_the_run(teacher, student):
 def test_resumes_at_the_right_value_with_initial_epoch(teacher, student):
     dataset, _ = _dataset()
     distiller = _frozen_distiller(teacher, student)
-    scheduler = keras_kd.callbacks.TemperatureScheduler(schedules.Linear(1.0, 6.0, duration=5))
+    scheduler = keras_kd.callbacks.LiveValueScheduler(schedules.Linear(1.0, 6.0, duration=5))
     history = distiller.fit(dataset, initial_epoch=3, epochs=5, callbacks=[scheduler], verbose=0).history
     np.testing.assert_allclose(history["temperature"], [4.0, 5.0])
 
@@ -99,7 +99,7 @@ def test_resumes_after_backup_and_restore(tmp_path):
         distiller.compile(optimizer="adam", loss=SPARSE)
         callbacks = [
             keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-            keras_kd.callbacks.TemperatureScheduler(
+            keras_kd.callbacks.LiveValueScheduler(
                 schedules.Cosine(8.0, 1.0, duration=0.75, fractions=True), per="batch"
             ),
         ] + extra
@@ -125,12 +125,12 @@ def test_bad_values_stop_training(teacher, student, schedule, message):
     dataset, _ = _dataset()
     distiller = _frozen_distiller(teacher, student)
     with pytest.raises(ValueError, match=message):
-        distiller.fit(dataset, epochs=3, callbacks=[keras_kd.callbacks.TemperatureScheduler(schedule)], verbose=0)
+        distiller.fit(dataset, epochs=3, callbacks=[keras_kd.callbacks.LiveValueScheduler(schedule)], verbose=0)
 
 
 def test_bad_alpha_stops_training(teacher, student):
     dataset, _ = _dataset()
-    scheduler = keras_kd.callbacks.TemperatureScheduler(schedules={"alpha": schedules.Linear(0.5, 1.5, duration=2)})
+    scheduler = keras_kd.callbacks.LiveValueScheduler(schedules={"alpha": schedules.Linear(0.5, 1.5, duration=2)})
     with pytest.raises(ValueError, match=r"Argument `alpha` must be in \[0, 1\]"):
         _frozen_distiller(teacher, student).fit(dataset, epochs=3, callbacks=[scheduler], verbose=0)
 
@@ -138,19 +138,19 @@ def test_bad_alpha_stops_training(teacher, student):
 def test_needs_a_distiller(student):
     x, y = make_data(n=16)
     student.compile(optimizer="sgd", loss=SPARSE)
-    scheduler = keras_kd.callbacks.TemperatureScheduler(schedules.Constant(2.0))
-    with pytest.raises(ValueError, match=r"TemperatureScheduler drives a keras_kd.Distiller's live values; it was given a Sequential \('student'\)"):
+    scheduler = keras_kd.callbacks.LiveValueScheduler(schedules.Constant(2.0))
+    with pytest.raises(ValueError, match=r"LiveValueScheduler drives a keras_kd.Distiller's live values; it was given a Sequential \('student'\)"):
         student.fit(x, y, callbacks=[scheduler], verbose=0)
 
 
 def test_unknown_names_and_bad_arguments(teacher, student):
     dataset, _ = _dataset()
-    scheduler = keras_kd.callbacks.TemperatureScheduler(schedules={"beta": schedules.Constant(1.0)})
+    scheduler = keras_kd.callbacks.LiveValueScheduler(schedules={"beta": schedules.Constant(1.0)})
     with pytest.raises(ValueError, match=r"got schedules for \['beta'\], which the Distiller does not have. Live value names: \['alpha', 'kl_weight', 'temperature'\]"):
         _frozen_distiller(teacher, student).fit(dataset, callbacks=[scheduler], verbose=0)
     with pytest.raises(ValueError, match=r"Argument `per` must be one of \('epoch', 'batch'\). Received: per='step'"):
-        keras_kd.callbacks.TemperatureScheduler(schedules.Constant(1.0), per="step")
+        keras_kd.callbacks.LiveValueScheduler(schedules.Constant(1.0), per="step")
     with pytest.raises(ValueError, match=r"needs at least one schedule"):
-        keras_kd.callbacks.TemperatureScheduler()
+        keras_kd.callbacks.LiveValueScheduler()
     with pytest.raises(ValueError, match=r"The schedule for `temperature` must be a keras_kd.schedules object or a function"):
-        keras_kd.callbacks.TemperatureScheduler(3.0)
+        keras_kd.callbacks.LiveValueScheduler(3.0)

@@ -1,6 +1,7 @@
 """Anneal the Distiller's temperature, alpha or any term's weight."""
 
 import math
+import warnings
 
 import keras
 
@@ -9,7 +10,7 @@ from keras_kd import schedules as schedules_module
 PER = ("epoch", "batch")
 
 
-class TemperatureScheduler(keras.callbacks.Callback):
+class LiveValueScheduler(keras.callbacks.Callback):
     """Sets the Distiller's live values from schedules, per epoch or per batch.
 
     Modelled on `keras.callbacks.LearningRateScheduler`: at the start of each
@@ -41,7 +42,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
     Example:
 
     ```python
-    annealing = keras_kd.callbacks.TemperatureScheduler(
+    annealing = keras_kd.callbacks.LiveValueScheduler(
         keras_kd.schedules.Cosine(8.0, 2.0, duration=1.0, fractions=True),
         per="batch",
         schedules={"alpha": keras_kd.schedules.Linear(0.0, 0.5, duration=10)},
@@ -72,7 +73,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
             given = {"temperature": schedule, **given}
         if not given:
             raise ValueError(
-                "TemperatureScheduler needs at least one schedule: pass "
+                f"{type(self).__name__} needs at least one schedule: pass "
                 "`schedule` (the temperature's) or `schedules`. Received none."
             )
         for name, value in given.items():
@@ -92,14 +93,14 @@ class TemperatureScheduler(keras.callbacks.Callback):
         live_variables = getattr(self.model, "live_variables", None)
         if live_variables is None:
             raise ValueError(
-                "TemperatureScheduler drives a keras_kd.Distiller's live "
+                f"{type(self).__name__} drives a keras_kd.Distiller's live "
                 f"values; it was given a {type(self.model).__name__} "
                 f"({self.model.name!r}). Use it in `distiller.fit(...)`."
             )
         unknown = sorted(set(self._given) - set(live_variables))
         if unknown:
             raise ValueError(
-                f"TemperatureScheduler got schedules for {unknown}, which the "
+                f"{type(self).__name__} got schedules for {unknown}, which the "
                 f"Distiller does not have. Live value names: "
                 f"{sorted(live_variables)}"
             )
@@ -129,7 +130,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
             values = self._apply(epoch)
             if self.verbose > 0:
                 text = ", ".join(f"{k} to {v:.4g}" for k, v in values.items())
-                print(f"\nEpoch {epoch + 1}: TemperatureScheduler setting {text}.")
+                print(f"\nEpoch {epoch + 1}: {type(self).__name__} setting {text}.")
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per == "batch":
@@ -169,3 +170,17 @@ class TemperatureScheduler(keras.callbacks.Callback):
 def _has_fractions(schedule):
     children = getattr(schedule, "schedules", [])
     return schedule.fractions or any(_has_fractions(s) for s in children)
+
+
+class TemperatureScheduler(LiveValueScheduler):
+    """Deprecated name of `LiveValueScheduler`, which schedules any live value."""
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            "`keras_kd.callbacks.TemperatureScheduler` is renamed "
+            "`keras_kd.callbacks.LiveValueScheduler` (it schedules any live "
+            "value, not only the temperature); the old name will be removed.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(*args, **kwargs)

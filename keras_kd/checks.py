@@ -1,0 +1,123 @@
+"""Checks of the models and terms a Distiller is built from, in Keras's voice."""
+
+import keras
+
+from keras_kd import _keras_internals as internals
+from keras_kd import views
+
+
+def check_models(teacher, student):
+    """Raises unless both are `keras.Model`s and two different ones."""
+    for role, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise ValueError(
+                f"Argument `{role}` must be a keras.Model. "
+                f"Received: {role}={model!r} of type {type(model).__name__}"
+            )
+    if teacher is student:
+        raise ValueError(
+            "Arguments `teacher` and `student` must be two different models "
+            f"(the teacher is frozen, the student trained). Received the same "
+            f"model {teacher.name!r} for both."
+        )
+
+
+def check_ends_in_logits(model, role, outputs="logits"):
+    """Raises if `model` ends in a softmax where logits are expected."""
+    if outputs == "logits" and _final_activation(model) == "softmax":
+        fix = (
+            "pass teacher_outputs='probabilities' (they are then used as "
+            "log-probabilities), or remove the softmax"
+            if role == "teacher"
+            else "remove the softmax (losses take from_logits=True)"
+        )
+        raise ValueError(
+            f"The {role} {model.name!r} ends in a softmax: it outputs "
+            f"probabilities, and distillation needs logits. To fix: {fix}."
+        )
+
+
+def _final_activation(model):
+    history = internals.keras_history(views.logits_spec(model))
+    if history is not None:
+        last = history.operation  # The layer that makes the logits.
+    elif getattr(model, "layers", None):
+        last = model.layers[-1]
+    else:
+        return None
+    if isinstance(last, keras.layers.Softmax):
+        return "softmax"
+    return getattr(getattr(last, "activation", None), "__name__", None)
+
+
+def check_teacher_shapes(teachers):
+    """Raises if the teachers' output shapes differ, naming each one."""
+    shapes = {}
+    for teacher in teachers:
+        logits = views.logits_spec(teacher)
+        if logits is not None:
+            shapes[teacher.name] = tuple(logits.shape)
+    if len({shape[1:] for shape in shapes.values()}) > 1:
+        listed = ", ".join(f"{name!r}: {shape}" for name, shape in shapes.items())
+        raise ValueError(
+            f"The teachers must output logits of the same shape. Received: {listed}"
+        )
+
+
+def check_logit_shapes(teacher_shape, student_shape):
+    """Raises if teacher and student logits differ beyond the batch axis."""
+    if teacher_shape is None or student_shape is None:
+        return  # Checked on the first batch instead.
+    if tuple(teacher_shape[1:]) != tuple(student_shape[1:]):
+        raise ValueError(
+            "The teacher and the student must output logits of the same "
+            f"shape. Received: teacher output shape {tuple(teacher_shape)}, "
+            f"student output shape {tuple(student_shape)}"
+        )
+
+
+def static_logits_shape(model):
+    """The static shape of `model`'s logits, or `None` when unknown."""
+    logits = views.logits_spec(model)
+    return None if logits is None else tuple(logits.shape)
+
+
+def check_term_names(terms):
+    """Raises if two terms share a name (their logs would collide)."""
+    names = [term.name for term in terms]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Each term needs a unique `name` (logged as `<name>_loss`); "
+            f"{duplicates} is used more than once. Pass e.g. "
+            f"KLDivergence(name='kl_t2'). Received names: {names}"
+        )
+
+
+def check_terms_for_several_teachers(terms):
+    """Raises if a term reads a teacher layer while there are several teachers."""
+    layers = [term.teacher_layer for term in terms if term.teacher_layer]
+    if layers:
+        raise ValueError(
+            "With several teachers, terms compare the student with the "
+            "teachers' combined soft target, so they cannot read teacher "
+            f"layers; these terms read {layers}. Use one teacher for feature "
+            "terms."
+        )
+
+
+def check_bool(value, argument):
+    """Returns `value` if it is a bool, else raises."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Argument `{argument}` must be True or False. "
+            f"Received: {argument}={value!r}"
+        )
+    return value
+
+
+def computes_in_float16(model):
+    """Whether any layer of `model` computes in float16 (loss scaling needed)."""
+    return any(
+        layer.compute_dtype == "float16" for layer in [model] + model.layers
+    )
