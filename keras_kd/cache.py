@@ -32,7 +32,6 @@ distiller.fit(cache.attach(x_train), y_train, batch_size=256, epochs=20)
 
 import json
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -165,44 +164,39 @@ class TeacherCache:
         batches = dataset.map(lambda *element: element[0]).batch(batch_size)
         first = predict(next(iter(batches.take(1))))
         shape = (count,) + tuple(first.shape[1:])
-        if path is None:
-            logits = np.empty(shape, dtype)
-        else:
-            path = os.path.abspath(os.fspath(path))
-            if not path.endswith(".npy"):
-                raise ValueError(
-                    f"Argument `path` must end with '.npy'. Received: path={path!r}"
-                )
-            handle, temporary = tempfile.mkstemp(
-                dir=os.path.dirname(path), suffix=".npy.tmp"
-            )
-            os.close(handle)
-            logits = np.lib.format.open_memmap(
-                temporary, mode="w+", dtype=dtype, shape=shape
-            )
-        try:
+
+        def fill(logits):
             position = 0
             for batch in batches:
                 values = np.asarray(predict(batch))
                 logits[position:position + len(values)] = values
                 position += len(values)
                 progress.update(position)
-            if path is None:
-                return cls(logits, input_fingerprint)
+
+        if path is None:
+            logits = np.empty(shape, dtype)
+            fill(logits)
+            return cls(logits, input_fingerprint)
+        path = os.path.abspath(os.fspath(path))
+        if not path.endswith(".npy"):
+            raise ValueError(
+                f"Argument `path` must end with '.npy'. Received: path={path!r}"
+            )
+        with files.atomic_write(path, suffix=".npy") as temporary:
+            logits = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=dtype, shape=shape
+            )
+            fill(logits)
             logits.flush()
             del logits
             # Never leave new logits beside an old fingerprint: drop the old
             # fingerprint first; a cache without one refuses to load.
             if os.path.exists(path + ".json"):
                 os.remove(path + ".json")
-            files.publish(temporary, path)
-            _write_json_atomically(
-                path + ".json",
-                {"count": count, "fingerprint": input_fingerprint, "dtype": dtype},
-            )
-        finally:
-            if path is not None and os.path.exists(temporary):
-                os.remove(temporary)
+        files.write_json(
+            path + ".json",
+            {"count": count, "fingerprint": input_fingerprint, "dtype": dtype},
+        )
         return cls.load(path)
 
     @classmethod
@@ -309,10 +303,3 @@ def _check_unbatched(teacher, dataset):
             f"{tuple(inputs[0].shape)}. Cache the dataset before `.batch()` "
             "(and before `.shuffle()`), then batch the attached dataset."
         )
-
-
-def _write_json_atomically(path, payload):
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        json.dump(payload, f)
-    files.publish(temporary, path)

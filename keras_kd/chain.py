@@ -7,6 +7,7 @@ import os
 import keras
 
 from keras_kd import evaluation
+from keras_kd import files
 from keras_kd.distiller import Distiller
 
 
@@ -120,10 +121,9 @@ def distill_chain(
         ).history
         history = {key: [float(v) for v in values] for key, values in history.items()}
         # Weights first, History last: a stage counts as done only with both.
-        temporary = os.path.join(workdir, f".stage{stage}.tmp.weights.h5")
-        student.save_weights(temporary)
-        os.replace(temporary, weights_path)
-        _write_json(history_path, history)
+        with files.atomic_write(weights_path, suffix=".weights.h5") as temporary:
+            student.save_weights(temporary)
+        files.write_json(history_path, history)
         histories.append(history)
     report = None
     if test_data is not None:
@@ -142,10 +142,3 @@ def _fresh(kwargs):
             value = [type(t).from_config(t.get_config()) for t in items]
         fresh[key] = value
     return fresh
-
-
-def _write_json(path, content):
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(content, f)
-    os.replace(temporary, path)

@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras_kd import callbacks
 from keras_kd import evaluation
 from keras_kd import export
+from keras_kd import files
 from keras_kd import schedules
 from keras_kd.cache import TeacherCache
 from keras_kd.distiller import Distiller
@@ -271,8 +272,9 @@ def run(dataset="digits", data_dir=None, output="demo_output", seeds=3, setting=
     print(table)
     print(_verdict(reports, len(test[0])))
     print(f"\nWrote {tflite_path} and {plot} ({time.perf_counter() - start:.0f} s in all).")
-    with open(os.path.join(output, "results.md"), "w") as f:
-        f.write(table + "\n")
+    with files.atomic_write(os.path.join(output, "results.md"), suffix=".md") as temporary:
+        with open(temporary, "w") as f:
+            f.write(table + "\n")
     return reports
 
 

@@ -243,15 +243,11 @@ def plot_histories(histories, path, metric="val_accuracy", title=None):
         axis.set_title(title)
     figure.tight_layout()
     path = os.path.abspath(os.fspath(path))
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=120)
-        files.publish(temporary, path)
+        with files.atomic_write(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=120)
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

@@ -3,7 +3,6 @@
 import dataclasses
 import os
 import re
-import tempfile
 import time
 
 import numpy as np
@@ -126,23 +125,13 @@ def export_tflite(
         quantization, representative_data, int8_io, input_spec,
         calibration_examples,
     )
-    folder, name = os.path.split(path)
-    _remove_stale_temporaries(folder, name)
-    handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp.tflite"
-    )
-    os.close(handle)
-    try:
+    with files.atomic_write(path, suffix=".tflite") as temporary:
         try:
             model.export(
                 temporary, format="litert", verbose=False, **converter_options
             )
         except Exception as error:  # The converter raises several types.
             raise ConversionError(_conversion_message(model, path, error)) from error
-        files.publish(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
     inputs = (
         _random_inputs(input_spec, 64)
@@ -150,33 +139,6 @@ def export_tflite(
         else _first_examples(sample, sample_size)
     )
     return verify_tflite(model, path, inputs, quantization=quantization)
-
-
-def _remove_stale_temporaries(folder, name):
-    """Removes temporary files of exports to `name` whose process is gone.
-
-    A process killed mid-export (SIGKILL, power loss) cannot remove its
-    temporary file; the final file is never partial, and the next export to
-    the same path clears what the dead process left.
-    """
-    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.\w+\.tmp\.tflite$")
-    for entry in os.listdir(folder):
-        match = pattern.match(entry)
-        if match and not _process_alive(int(match.group(1))):
-            try:
-                os.remove(os.path.join(folder, entry))
-            except FileNotFoundError:
-                pass  # Another process cleared it first.
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # Alive, owned by another user.
-    return True
 
 
 def check_export_path(path):
