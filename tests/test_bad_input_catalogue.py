@@ -1,12 +1,16 @@
-"""README's bad-input table, row by row: the exact error, no file, teacher intact.
+"""The bad-input catalogue, case by case: the exact error, no file, teacher intact.
 
-Each row of the table under "## Bad input" in README.md names a case below
-and quotes the error it gets (`…` stands for a long repr or path). The test
-runs the case in an empty folder and checks that the error is the one quoted,
-that the folder is still empty afterwards, and that the teacher's weights
-and BatchNorm statistics are bit-identical.
+Each entry of docs/bad_input_catalogue.json names a case below and quotes the
+error it gets (`…` stands for a long repr or path). The test runs the case in
+an empty folder and checks that the error is the one quoted, that the folder
+is still empty afterwards, and that the teacher's weights and BatchNorm
+statistics are bit-identical. The table in docs/bad_input.md is generated
+from the same JSON by docs/render_bad_input.py; a test below fails when the
+page is out of date.
 """
 
+import importlib.util
+import json
 import os
 import re
 
@@ -19,7 +23,9 @@ import keras_kd
 from keras_kd import schedules
 from tests.conftest import NUM_CLASSES, NUM_FEATURES, make_data, make_mlp
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATALOGUE = os.path.join(ROOT, "docs", "bad_input_catalogue.json")
+RENDERER = os.path.join(ROOT, "docs", "render_bad_input.py")
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -175,21 +181,38 @@ CASES = {
 }
 
 
-def _readme_rows():
-    """{case name: quoted error} from README's bad-input table."""
-    text = open(README, encoding="utf-8").read()
-    section = text.split("## Bad input", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        match = re.match(r"^\| `(\w+)` \| .* \| `` (.+) `` \|$", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
+def _catalogue():
+    with open(CATALOGUE, encoding="utf-8") as f:
+        return json.load(f)
 
 
-def test_readme_lists_every_case():
-    assert sorted(_readme_rows()) == sorted(CASES)
+def _quoted_errors():
+    """{case name: quoted error} from docs/bad_input_catalogue.json."""
+    return {row["case"]: row["error"] for row in _catalogue()}
+
+
+def test_catalogue_lists_every_case_once():
+    rows = _catalogue()
+    names = [row["case"] for row in rows]
+    assert len(names) == len(set(names)), "a case is listed twice"
+    assert sorted(names) == sorted(CASES)
     assert len(CASES) >= 12
+    for row in rows:
+        assert sorted(row) == ["case", "error", "input"], row
+        assert all(isinstance(row[key], str) and row[key] for key in row), row
+
+
+def test_docs_table_is_rendered_from_the_catalogue():
+    spec = importlib.util.spec_from_file_location("render_bad_input", RENDERER)
+    renderer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renderer)
+    with open(renderer.PAGE, encoding="utf-8") as f:
+        page = f.read()
+    expected = renderer.render_table(renderer.load_catalogue(CATALOGUE))
+    assert renderer.current_table(page) == expected, (
+        "docs/bad_input.md is out of date with docs/bad_input_catalogue.json: "
+        "run python docs/render_bad_input.py"
+    )
 
 
 def _state(model):
@@ -197,7 +220,7 @@ def _state(model):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_gets_the_error_readme_quotes(name, tmp_path, monkeypatch):
+def test_bad_input_gets_the_error_the_catalogue_quotes(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     teacher = _teacher()
     teacher(np.zeros((2, NUM_FEATURES), "float32"), training=True)  # Non-trivial BatchNorm state.
@@ -205,10 +228,10 @@ def test_bad_input_gets_the_error_readme_quotes(name, tmp_path, monkeypatch):
     before = _state(teacher)
     with pytest.raises(Exception) as raised:
         CASES[name](teacher, tmp_path)
-    quoted = _readme_rows()[name]
+    quoted = _quoted_errors()[name]
     actual = f"{type(raised.value).__name__}: {raised.value}"
     pattern = ".*".join(re.escape(part) for part in quoted.split("…"))
-    assert re.fullmatch(pattern, actual, flags=re.DOTALL), f"README says\n{quoted}\nbut got\n{actual}"
+    assert re.fullmatch(pattern, actual, flags=re.DOTALL), f"docs/bad_input_catalogue.json says\n{quoted}\nbut got\n{actual}"
     assert os.listdir(tmp_path) == [], "a file was left behind"
     for b, a in zip(before, _state(teacher)):
         np.testing.assert_array_equal(a, b)
