@@ -13,6 +13,8 @@ import time
 
 import tensorflow as tf
 
+from keras_kd import files
+
 
 def machine():
     """A description of the machine: cores, CPU model, TF and Keras versions."""
@@ -97,8 +99,7 @@ def reset_peak_rss():
 
 
 def write_json(path, payload):
-    """Writes `payload` as JSON atomically."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(temporary, path)
+    """Writes `payload` as JSON atomically (`keras_kd.files.atomic_write`)."""
+    with files.atomic_write(path, suffix=".json") as temporary:
+        with open(temporary, "w") as f:
+            json.dump(payload, f, indent=2)

@@ -1,23 +1,25 @@
 """Training throughput: keras_kd against keras.distillation, side by side.
 
 For each model pair (an MLP pair and a small CNN pair), every contender gets
-the same teacher and student weights, the same data pipeline, Adam, batch
-size 256, steps_per_execution=1, T=4, alpha=0.1 and an accuracy metric:
+the same teacher and student weights, the same data pipeline, Keras's
+`keras.optimizers.Adam(1e-3)` (unless said otherwise), batch size 256,
+steps_per_execution=1, T=4, alpha=0.1 and an accuracy metric:
 
-- `keras_kd`: `keras_kd.Distiller.fit`;
-- `keras_kd_cached`: the same, on `TeacherCache`-attached data (no teacher pass);
+- `keras_kd`: `keras_kd.Distiller.fit` (the defaults, `skip_nonfinite_steps=True`);
+- `keras_kd_unchecked`: the same with `skip_nonfinite_steps=False` (the
+  non-finite step check off, every update applied);
+- `keras_kd_fused_adam`: `keras_kd.Distiller.fit` compiled with
+  `keras_kd.optimizers.FusedAdam(1e-3)` (Keras's Adam applied with
+  TensorFlow's fused kernel), chosen explicitly as a user would;
+- `keras_kd_cached`: `keras_kd` on `TeacherCache`-attached data (no teacher pass);
 - `keras_distillation`: `keras.distillation.Distiller.fit` with a
   `keras.losses.KLDivergence()` instance (the same loss);
 - `student_alone`: `student.fit` on the labels, no teacher (the ceiling for
-  anything that runs a teacher);
-- `student_alone_fused`: the same, applying Adam with keras_kd's fused update
-  (the fair ceiling for cached keras_kd, which applies it too);
+  anything that runs a teacher, and the one for cached keras_kd);
 - `hand_written`: a minimal `tf.function` loop with exactly the same math,
   optimizer and accuracy metric (the limit proxy);
-- `hand_written_fused`: the same loop applying Adam with TensorFlow's fused
-  kernel, as keras_kd does (`keras_kd.fused_update`): the limit proxy for
-  keras_kd's own update, so its ratio shows what keras_kd's step still costs
-  beyond the math;
+- `hand_written_fused_adam`: the same loop with `FusedAdam` (the limit proxy
+  for `keras_kd_fused_adam`);
 - `teacher_forward`: the teacher's inference pass alone over the same batches
   (no training): `keras_kd / teacher_forward` is the share of keras_kd's step
   spent in a teacher pass that every online contender must make.
@@ -45,31 +47,30 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from benchmarks import common  # noqa: E402
-from keras_kd import fused_update  # noqa: E402
 
 BATCH_SIZE = 256
 STEPS_PER_EXECUTION = 1
 TEMPERATURE = 4.0
 ALPHA = 0.1
+LEARNING_RATE = 1e-3
 CONTENDERS = (
     "keras_kd",
+    "keras_kd_unchecked",
+    "keras_kd_fused_adam",
     "keras_kd_cached",
     "keras_distillation",
     "student_alone",
-    "student_alone_fused",
     "hand_written",
-    "hand_written_fused",
+    "hand_written_fused_adam",
     "teacher_forward",
 )
 RATIOS = [
     ("keras_kd", "keras_distillation"),
+    ("keras_kd_unchecked", "keras_distillation"),
+    ("keras_kd_fused_adam", "keras_distillation"),
     ("keras_kd", "hand_written"),
-    ("keras_kd", "hand_written_fused"),
-    ("hand_written", "keras_distillation"),
-    ("hand_written_fused", "keras_distillation"),
-    ("keras_kd", "student_alone"),
+    ("keras_kd_fused_adam", "hand_written_fused_adam"),
     ("keras_kd_cached", "student_alone"),
-    ("keras_kd_cached", "student_alone_fused"),
     ("keras_kd", "teacher_forward"),
 ]
 
@@ -119,22 +120,33 @@ def _fit_runner(model, data):
     return lambda: model.fit(data, epochs=1, shuffle=False, verbose=0)
 
 
+def _adam():
+    """Keras's Adam, the optimizer every contender gets unless said otherwise."""
+    return keras.optimizers.Adam(LEARNING_RATE)
+
+
+def _fused_adam():
+    """keras_kd's opt-in `FusedAdam`, with the same settings as `_adam()`."""
+    return keras_kd.optimizers.FusedAdam(LEARNING_RATE)
+
+
 def build(name, pair, steps, skip_nonfinite_steps=True):
     """Returns a function running one timed epoch of contender `name`.
 
-    `skip_nonfinite_steps` is passed to the keras_kd Distillers.
+    `skip_nonfinite_steps` is passed to the keras_kd Distillers
+    (`keras_kd_unchecked` always gets False).
     """
     make_teacher, make_student, shape = PAIRS[pair]
     teacher, student = make_teacher(), make_student()
     examples = _examples(shape, steps)
     data = _pipeline(examples)
     compile_args = dict(
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=_fused_adam() if name == "keras_kd_fused_adam" else _adam(),
         loss=_loss(),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    if name in ("keras_kd", "keras_kd_cached"):
+    if name in ("keras_kd", "keras_kd_unchecked", "keras_kd_fused_adam", "keras_kd_cached"):
         if name == "keras_kd_cached":
             cache = keras_kd.TeacherCache.compute(teacher, examples, verbose=0)
             data = _pipeline(cache.attach(examples))
@@ -143,7 +155,7 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
             student,
             temperature=TEMPERATURE,
             alpha=ALPHA,
-            skip_nonfinite_steps=skip_nonfinite_steps,
+            skip_nonfinite_steps=skip_nonfinite_steps and name != "keras_kd_unchecked",
         )
         return _fit_runner(distiller.compile(**compile_args), data)
     if name == "keras_distillation":
@@ -160,37 +172,13 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
     if name == "student_alone":
         student.compile(**compile_args)
         return _fit_runner(student, data)
-    if name == "student_alone_fused":
-        model = _FusedUpdateStudent(student)
-        model.compile(**compile_args)
-        return _fit_runner(model, data)
     if name == "hand_written":
-        return _hand_written_runner(teacher, student, data, fused=False)
-    if name == "hand_written_fused":
-        return _hand_written_runner(teacher, student, data, fused=True)
+        return _hand_written_runner(teacher, student, data, _adam())
+    if name == "hand_written_fused_adam":
+        return _hand_written_runner(teacher, student, data, _fused_adam())
     if name == "teacher_forward":
         return _teacher_forward_runner(teacher, data)
     raise ValueError(f"Unknown contender: {name!r}")
-
-
-class _FusedUpdateStudent(keras.Model):
-    """The student trained by Keras's `fit` on the labels, with the fused update."""
-
-    def __init__(self, student):
-        super().__init__(name="fused_update_student")
-        self.student = student
-
-    def call(self, x, training=False):
-        return self.student(x, training=training)
-
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-        variables = self.trainable_variables
-        fused_update.apply_gradients(self.optimizer, tape.gradient(loss, variables), variables)
-        return self.compute_metrics(x, y, y_pred)
 
 
 def same_math_loss(teacher_logits, logits, y, loss_fn):
@@ -203,8 +191,7 @@ def same_math_loss(teacher_logits, logits, y, loss_fn):
     return ALPHA * loss_fn(y, logits) + (1 - ALPHA) * TEMPERATURE**2 * kl
 
 
-def _hand_written_runner(teacher, student, data, fused):
-    optimizer = keras.optimizers.Adam(1e-3)
+def _hand_written_runner(teacher, student, data, optimizer):
     optimizer.build(student.trainable_variables)
     accuracy = keras.metrics.SparseCategoricalAccuracy()
     loss_fn = _loss()
@@ -217,10 +204,7 @@ def _hand_written_runner(teacher, student, data, fused):
             loss = same_math_loss(teacher_logits, logits, y, loss_fn)
         variables = student.trainable_variables
         gradients = tape.gradient(loss, variables)
-        if fused:
-            fused_update.apply_gradients(optimizer, gradients, variables)
-        else:
-            optimizer.apply_gradients(zip(gradients, variables))
+        optimizer.apply_gradients(zip(gradients, variables))
         accuracy.update_state(y, logits)
         return loss
 
@@ -304,12 +288,12 @@ def main():
         results["pairs"][pair] = {"samples_per_s": speeds, "ratios": ratios, "peak_rss_mb": memory, "times": times}
         print(f"\n[{pair}] median samples/s (peak RSS of a process running it alone):")
         for name in CONTENDERS:
-            print(f"  {name:20s} {speeds[name]:9,.0f}   ({memory[name]:,.1f} MiB)")
+            print(f"  {name:24s} {speeds[name]:9,.0f}   ({memory[name]:,.1f} MiB)")
         print(f"[{pair}] speed ratios, median of per-round ratios (min-max):")
         for label, ratio in ratios.items():
             wall, cpu = ratio["wall"], ratio["cpu"]
             print(
-                f"  {label:38s} wall {wall['median']:.3f} ({wall['min']:.3f}-{wall['max']:.3f})"
+                f"  {label:46s} wall {wall['median']:.3f} ({wall['min']:.3f}-{wall['max']:.3f})"
                 f"   CPU {cpu['median']:.3f} ({cpu['min']:.3f}-{cpu['max']:.3f})"
             )
         peer_memory = memory["keras_distillation"]
