@@ -1,9 +1,67 @@
 """Checks of the models and terms a Distiller is built from, in Keras's voice."""
 
 import keras
+import tensorflow as tf
 
 from keras_kd import _keras_internals as internals
 from keras_kd import views
+from keras_kd.losses.base import DistillationTerm
+from keras_kd.losses.kl_divergence import KLDivergence
+
+# keras.distillation's argument names -> keras_kd's.
+PEER_SPELLINGS = {
+    "student_loss_weight": "alpha",
+    "distillation_losses": "terms",
+    "distillation_loss_weights": "terms",
+}
+
+
+def refuse_peer_spellings(kwargs):
+    """Raises for keras.distillation's argument names, naming keras_kd's."""
+    for peer_name, name in PEER_SPELLINGS.items():
+        if peer_name in kwargs:
+            raise ValueError(
+                f"Argument `{peer_name}` is keras.distillation's name of "
+                f"`{name}`: pass `{name}`, or use keras_kd.compat.Distiller "
+                "for code written against keras.distillation. Received: "
+                f"{peer_name}={kwargs[peer_name]!r}"
+            )
+
+
+def as_terms(terms):
+    """`terms` as a non-empty list of uniquely named `DistillationTerm`s.
+
+    `None` gives the default, `[KLDivergence()]`.
+    """
+    if terms is None:
+        terms = [KLDivergence()]
+    terms = list(terms) if isinstance(terms, (list, tuple)) else [terms]
+    if not terms:
+        raise ValueError(
+            "Argument `terms` must hold at least one distillation term. "
+            "Received: terms=[]"
+        )
+    for term in terms:
+        if not isinstance(term, DistillationTerm):
+            raise ValueError(
+                "Each term must be a `keras_kd.losses.DistillationTerm`. For "
+                "`keras.distillation` losses use `keras_kd.compat.Distiller`, "
+                f"or convert them with `keras_kd.compat.to_term`. Received: "
+                f"{term!r} of type {type(term).__name__}"
+            )
+    check_term_names(terms)
+    return terms
+
+
+def check_pair(teachers, student, terms, teacher_outputs):
+    """Checks that the student can learn from the teachers with `terms`."""
+    for teacher in teachers:
+        check_ends_in_logits(teacher, "teacher", teacher_outputs)
+    check_ends_in_logits(student, "student")
+    check_teacher_shapes(teachers)
+    check_logit_shapes(static_logits_shape(teachers[0]), static_logits_shape(student))
+    if len(teachers) > 1:
+        check_terms_for_several_teachers(terms)
 
 
 def check_models(teacher, student):
@@ -121,3 +179,36 @@ def computes_in_float16(model):
     return any(
         layer.compute_dtype == "float16" for layer in [model] + model.layers
     )
+
+
+def check_compile_arguments(loss, alpha, kwargs):
+    """Raises for `compile()` arguments the Distiller cannot use."""
+    if kwargs.get("loss_weights") is not None:
+        raise ValueError(
+            "Argument `loss_weights` is not used by the Distiller: weigh "
+            "the student loss with `alpha` and the terms with their "
+            f"`weight`. Received: loss_weights={kwargs['loss_weights']!r}"
+        )
+    if loss is None and alpha > 0:
+        raise ValueError(
+            "Argument `loss` (the student loss) is required when alpha > 0. "
+            "Pass e.g. loss=keras.losses.SparseCategoricalCrossentropy("
+            "from_logits=True), or build the Distiller with alpha=0 for "
+            f"pure distillation. Received: loss=None, alpha={alpha:g}"
+        )
+
+
+def check_alpha_without_labels(alpha):
+    """Raises if the data has no labels while `alpha` (a variable) is > 0.
+
+    Runs while the step is traced, before any step: reads the current value
+    outside the graph.
+    """
+    with tf.init_scope():
+        value = float(keras.ops.convert_to_numpy(alpha))
+    if value > 0:
+        raise ValueError(
+            "The data carries no labels, so alpha must be 0 (pure "
+            "distillation). Build the Distiller with alpha=0, or yield "
+            f"(x, y) batches. Received: alpha={value:g}"
+        )

@@ -12,6 +12,7 @@ from keras_kd import checks
 from keras_kd import distribution
 from keras_kd import ensemble
 from keras_kd import nonfinite
+from keras_kd import random_states
 from keras_kd import reduction
 from keras_kd import student_loss
 from keras_kd import validation
@@ -20,8 +21,6 @@ from keras_kd import xla
 from keras_kd.learned_temperature import LearnedTemperature
 from keras_kd.live_values import LiveValues
 from keras_kd.loss_means import LossMeans
-from keras_kd.losses.base import DistillationTerm
-from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.teachers import Teachers
 from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
@@ -108,23 +107,20 @@ class Distiller(keras.Model):
         name="distiller",
         **kwargs,
     ):
-        _refuse_peer_spellings(kwargs)
+        checks.refuse_peer_spellings(kwargs)
         super().__init__(name=name, **kwargs)
         teachers, teacher_weights = ensemble.resolve_teachers(teacher, teacher_weights)
         for one in teachers:
             checks.check_models(one, student)
-        learned = None
-        if isinstance(temperature, LearnedTemperature):
-            learned, temperature = temperature, temperature.initial
-        temperature = validation.check_temperature(temperature)
+        learned = temperature if isinstance(temperature, LearnedTemperature) else None
+        temperature = validation.check_temperature(learned.initial if learned else temperature)
         alpha = validation.check_alpha(alpha)
-        terms = _as_terms(terms)
-        checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
+        terms = checks.as_terms(terms)
+        self.skip_nonfinite_steps = checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
         self._teachers = Teachers(
-            teachers, teacher_weights, teacher_outputs,
-            [term.teacher_layer for term in terms],
+            teachers, teacher_weights, teacher_outputs, [t.teacher_layer for t in terms]
         )
-        self._check_model_outputs(teachers, student, terms)
+        checks.check_pair(teachers, student, terms, teacher_outputs)
 
         self.teachers = teachers
         self.teacher_weights = teacher_weights
@@ -137,35 +133,19 @@ class Distiller(keras.Model):
         self._live_values = LiveValues(
             self._temperature_variable, self._alpha_variable, learned, terms
         )
-        self._student_view = OutputView(
-            student, [term.student_layer for term in terms], "student"
-        )
+        self._student_view = OutputView(student, [t.student_layer for t in terms], "student")
         for term in terms:
             term.build_for(
                 self._teachers.views[0].shape(term.teacher_layer),
                 self._student_view.shape(term.student_layer),
             )
-        self._student_loss = None
-        self._student_loss_config = None
+        self._student_loss = self._student_loss_config = None
         self._loss_means = LossMeans(self._logged_losses())
-        self.skip_nonfinite_steps = skip_nonfinite_steps
         self._step_guard = nonfinite.StepGuard(skip_nonfinite_steps)
         self._skipped_steps = self._step_guard.skipped_steps
         self._evaluating = False
         if student.built and all(one.built for one in teachers):
             self.built = True
-
-    def _check_model_outputs(self, teachers, student, terms):
-        for one in teachers:
-            checks.check_ends_in_logits(one, "teacher", self._teachers.outputs)
-        checks.check_ends_in_logits(student, "student")
-        checks.check_teacher_shapes(teachers)
-        checks.check_logit_shapes(
-            checks.static_logits_shape(teachers[0]),
-            checks.static_logits_shape(student),
-        )
-        if len(teachers) > 1:
-            checks.check_terms_for_several_teachers(terms)
 
     def _live_weight(self, name, value):
         return self.add_weight(
@@ -245,10 +225,10 @@ class Distiller(keras.Model):
             optimizer: An optimizer or its name; it trains the student as
                 given (wrapped in a `keras.optimizers.LossScaleOptimizer` only
                 when the student computes in float16). Defaults to `"adam"`.
-            loss: The student loss on the labels, e.g.
-                `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`
-                (a loss object, function or name). Required when `alpha > 0`.
-                Defaults to `None`.
+            loss: The student loss on the labels (a loss object, function or
+                name), e.g. `keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True)`. Required when `alpha > 0`. Defaults to
+                `None`.
             metrics: Metrics on the student's outputs, as in
                 `keras.Model.compile`. Defaults to `None`.
             **kwargs: Other `keras.Model.compile` arguments (`run_eagerly`,
@@ -257,20 +237,7 @@ class Distiller(keras.Model):
         Returns:
             The distiller itself, so that `compile(...).fit(...)` chains.
         """
-        if kwargs.get("loss_weights") is not None:
-            raise ValueError(
-                "Argument `loss_weights` is not used by the Distiller: weigh "
-                "the student loss with `alpha` and the terms with their "
-                f"`weight`. Received: loss_weights={kwargs['loss_weights']!r}"
-            )
-        alpha = float(ops.convert_to_numpy(self._alpha_variable))
-        if loss is None and alpha > 0:
-            raise ValueError(
-                "Argument `loss` (the student loss) is required when alpha > 0. "
-                "Pass e.g. loss=keras.losses.SparseCategoricalCrossentropy("
-                "from_logits=True), or build the Distiller with alpha=0 for "
-                f"pure distillation. Received: loss=None, alpha={alpha:g}"
-            )
+        checks.check_compile_arguments(loss, float(ops.convert_to_numpy(self.alpha)), kwargs)
         optimizer = keras.optimizers.get(optimizer)
         if checks.computes_in_float16(self.student) and not isinstance(
             optimizer, keras.optimizers.LossScaleOptimizer
@@ -406,7 +373,7 @@ class Distiller(keras.Model):
 
     def _compute_student_loss(self, y, student_logits, sample_weight):
         if y is None:
-            self._check_alpha_without_labels()
+            checks.check_alpha_without_labels(self.alpha)
             return None
         if self._student_loss is None:
             return None
@@ -445,17 +412,6 @@ class Distiller(keras.Model):
             ],
             batch_size,
         )
-
-    def _check_alpha_without_labels(self):
-        # Runs while the step is traced: reads the current alpha eagerly.
-        with tf.init_scope():
-            alpha = float(ops.convert_to_numpy(self._alpha_variable))
-        if alpha > 0:
-            raise ValueError(
-                "The data carries no labels, so alpha must be 0 (pure "
-                "distillation). Build the Distiller with alpha=0, or yield "
-                f"(x, y) batches. Received: alpha={alpha:g}"
-            )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on the student's outputs.
@@ -497,28 +453,21 @@ class Distiller(keras.Model):
             self._evaluating = False
 
     def make_train_function(self, force=False):
+        # Falls back to no XLA if XLA cannot compile the step (see xla.py).
         if self.train_function is None or force:
             super().make_train_function(force=True)
-            self.train_function = self._with_xla_guard(
-                self.train_function, self.train_step, self.make_train_function
+            self.train_function = xla.guarded_function(
+                self, self.train_function, self.train_step, self.make_train_function
             )
         return self.train_function
 
     def make_test_function(self, force=False):
         if self.test_function is None or force:
             super().make_test_function(force=True)
-            self.test_function = self._with_xla_guard(
-                self.test_function, self.test_step, self.make_test_function
+            self.test_function = xla.guarded_function(
+                self, self.test_function, self.test_step, self.make_test_function
             )
         return self.test_function
-
-    def _with_xla_guard(self, function, step_function, make_function):
-        """Falls back to no XLA if XLA cannot compile the step (see xla.py)."""
-        if not self.jit_compile or self.run_eagerly:
-            return function
-        return xla.guard_first_call(
-            self, function, step_function, rebuild=lambda: make_function(force=True)
-        )
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Overrides a private Trainer method (see _keras_internals): under
@@ -535,31 +484,16 @@ class Distiller(keras.Model):
     # Serialization ---------------------------------------------------------
 
     def _random_states(self):
-        """The student's and the terms' random-number states (e.g. Dropout's).
-
-        Keras leaves them out of saved weights; the Distiller saves them with
-        its own variables, so a run restored from a checkpoint draws the same
-        dropout masks as an uninterrupted one.
-        """
-        states = []
-        for model in [self.student] + list(self.terms):
-            weights = {id(w) for w in model.weights}
-            states += [v for v in model.variables if id(v) not in weights]
-        return states
+        return random_states.random_states([self.student] + list(self.terms))
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        for index, state in enumerate(self._random_states()):
-            store[f"random_state_{index}"] = state
+        random_states.save(self._random_states(), store)
 
     def load_own_variables(self, store):
-        keys = list(store.keys())
-        super().load_own_variables(
-            {k: store[k] for k in keys if not k.startswith("random_state_")}
-        )
-        for index, state in enumerate(self._random_states()):
-            if f"random_state_{index}" in keys:  # Older files lack them.
-                state.assign(store[f"random_state_{index}"])
+        own, saved = random_states.split(store)
+        super().load_own_variables(own)
+        random_states.load(self._random_states(), saved)
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
@@ -615,44 +549,3 @@ def _float32_logits(logits):
     if mask is not None:
         internals.set_keras_mask(logits, mask)
     return logits
-
-
-# keras.distillation's names -> keras_kd's.
-PEER_SPELLINGS = {
-    "student_loss_weight": "alpha",
-    "distillation_losses": "terms",
-    "distillation_loss_weights": "terms",
-}
-
-
-def _refuse_peer_spellings(kwargs):
-    for peer_name, name in PEER_SPELLINGS.items():
-        if peer_name in kwargs:
-            raise ValueError(
-                f"Argument `{peer_name}` is keras.distillation's name of "
-                f"`{name}`: pass `{name}`, or use keras_kd.compat.Distiller "
-                "for code written against keras.distillation. Received: "
-                f"{peer_name}={kwargs[peer_name]!r}"
-            )
-
-
-def _as_terms(terms):
-    """`terms` as a non-empty list of uniquely named `DistillationTerm`s."""
-    if terms is None:
-        terms = [KLDivergence()]
-    terms = list(terms) if isinstance(terms, (list, tuple)) else [terms]
-    if not terms:
-        raise ValueError(
-            "Argument `terms` must hold at least one distillation term. "
-            "Received: terms=[]"
-        )
-    for term in terms:
-        if not isinstance(term, DistillationTerm):
-            raise ValueError(
-                "Each term must be a `keras_kd.losses.DistillationTerm`. For "
-                "`keras.distillation` losses use `keras_kd.compat.Distiller`, "
-                f"or convert them with `keras_kd.compat.to_term`. Received: "
-                f"{term!r} of type {type(term).__name__}"
-            )
-    checks.check_term_names(terms)
-    return terms

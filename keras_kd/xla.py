@@ -73,6 +73,25 @@ def example_batch(iterator):
     return tf.nest.pack_sequence_as(iterator.element_spec, zeros)
 
 
+def guarded_function(model, function, step_function, make_function):
+    """`function` guarded by `guard_first_call` when `model` compiles with XLA.
+
+    Args:
+        model: The model.
+        function: The function Keras built (`model.train_function`).
+        step_function: The step it runs (`model.train_step`).
+        make_function: The model's `make_train_function` (or test twin).
+
+    Returns:
+        `function` itself without XLA, else the guarded function.
+    """
+    if not model.jit_compile or model.run_eagerly:
+        return function
+    return guard_first_call(
+        model, function, step_function, rebuild=lambda: make_function(force=True)
+    )
+
+
 def guard_first_call(model, function, step_function, rebuild):
     """Wraps a jit-compiled Keras function so that XLA cannot kill training.
 

@@ -42,13 +42,19 @@ def _student():
     )
 
 
-def _fit(dataset, epochs=2, jit_compile=False, callbacks=(), strategy=None, **distiller_kwargs):
+def _fit(
+    dataset, epochs=2, jit_compile=False, callbacks=(), strategy=None, optimizer=None,
+    steps_per_execution=1, **distiller_kwargs,
+):
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         distiller = keras_kd.Distiller(
             make_mlp(32, seed=1), _student(), temperature=2.0, alpha=0.5, **distiller_kwargs
         )
-        distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE, jit_compile=jit_compile)
+        distiller.compile(
+            optimizer=optimizer or keras.optimizers.Adam(1e-2), loss=SPARSE,
+            jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = distiller.fit(dataset, epochs=epochs, callbacks=list(callbacks), verbose=0).history
@@ -79,6 +85,31 @@ def test_a_nonfinite_step_is_skipped_as_if_the_batch_were_absent(jit_compile):
         "rate, or extreme logits."
         for epoch in (1, 2)
     ]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"steps_per_execution": 2},
+        {"optimizer": lambda: keras.optimizers.Adam(1e-2, gradient_accumulation_steps=2)},
+        {"optimizer": lambda: keras.optimizers.Adam(1e-2, use_ema=True, ema_overwrite_frequency=2)},
+    ],
+    ids=["steps_per_execution", "gradient_accumulation", "ema"],
+)
+def test_the_skip_works_with_keras_training_options(settings):
+    settings = {k: v() if callable(v) else v for k, v in settings.items()}
+    fresh = lambda: {k: (type(v)(**v.get_config()) if isinstance(v, keras.optimizers.Optimizer) else v)  # noqa: E731
+                     for k, v in settings.items()}
+    x, y = _data()
+    skipping, history, _ = _fit(_batches(x, y), **fresh())
+    absent, _, _ = _fit(_batches(x, y, skip=[BAD_BATCH]), **fresh())
+    assert history["skipped_steps"] == [1.0, 1.0]
+    # (With accumulation, `iterations` counts the applied updates: 3.)
+    assert int(skipping.optimizer.iterations.numpy()) == int(absent.optimizer.iterations.numpy()) > 0
+    # Weights, BatchNorm statistics and every optimizer variable (the
+    # accumulators, the moving averages) as if the bad batch were absent.
+    for got, expected in zip(_state(skipping), _state(absent)):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_finite_runs_log_zero_skipped_steps_and_warn_nothing():

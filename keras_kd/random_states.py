@@ -1,0 +1,39 @@
+"""Saving the random-number states Keras leaves out of a model's weights.
+
+Dropout and other random layers keep a seed-generator state that
+`save_weights` and `.keras` files do not hold. The Distiller saves these
+states with its own variables, so a run restored from a checkpoint (e.g. by
+`keras.callbacks.BackupAndRestore`) draws the same dropout masks as an
+uninterrupted one.
+"""
+
+PREFIX = "random_state_"
+
+
+def random_states(layers):
+    """The variables of `layers` that are not among their weights."""
+    states = []
+    for layer in layers:
+        weights = {id(w) for w in layer.weights}
+        states += [v for v in layer.variables if id(v) not in weights]
+    return states
+
+
+def save(states, store):
+    """Writes `states` into a Keras variable `store`."""
+    for index, state in enumerate(states):
+        store[f"{PREFIX}{index}"] = state
+
+
+def split(store):
+    """`(store without the states, {key: value} of the states)`."""
+    keys = list(store.keys())
+    own = {k: store[k] for k in keys if not k.startswith(PREFIX)}
+    return own, {k: store[k] for k in keys if k.startswith(PREFIX)}
+
+
+def load(states, saved):
+    """Assigns the saved values to `states` (files of older versions lack them)."""
+    for index, state in enumerate(states):
+        if f"{PREFIX}{index}" in saved:
+            state.assign(saved[f"{PREFIX}{index}"])
