@@ -488,12 +488,12 @@ class Distiller(keras.Model):
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        random_states.save(self._random_states(), store)
+        random_states.add_to_store(self._random_states(), store)
 
     def load_own_variables(self, store):
         own, saved = random_states.split(store)
         super().load_own_variables(own)
-        random_states.load(self._random_states(), saved)
+        random_states.assign_saved(self._random_states(), saved)
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object

@@ -19,7 +19,7 @@ def random_states(layers):
     return states
 
 
-def save(states, store):
+def add_to_store(states, store):
     """Writes `states` into a Keras variable `store`."""
     for index, state in enumerate(states):
         store[f"{PREFIX}{index}"] = state
@@ -32,7 +32,7 @@ def split(store):
     return own, {k: store[k] for k in keys if k.startswith(PREFIX)}
 
 
-def load(states, saved):
+def assign_saved(states, saved):
     """Assigns the saved values to `states` (files of older versions lack them)."""
     for index, state in enumerate(states):
         if f"{PREFIX}{index}" in saved:
