@@ -20,6 +20,7 @@ from keras_kd import views
 from keras_kd import xla
 from keras_kd.learned_temperature import LearnedTemperature
 from keras_kd.live_values import LiveValues
+from keras_kd.live_values import LiveValuesMixin
 from keras_kd.loss_means import LossMeans
 from keras_kd.teachers import Teachers
 from keras_kd.views import FINAL_OUTPUT
@@ -27,7 +28,7 @@ from keras_kd.views import OutputView
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class Distiller(keras.Model):
+class Distiller(LiveValuesMixin, keras.Model):
     """Trains a student on labels and on a frozen teacher's outputs.
 
     For each batch, with student logits `s` and teacher logits `t`:
@@ -162,59 +163,6 @@ class Distiller(keras.Model):
     def teacher(self):
         """The teacher, or the list of teachers when there are several."""
         return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
-
-    # Live values -----------------------------------------------------------
-
-    @property
-    def temperature(self):
-        """The shared temperature: a non-trainable `keras.Variable`, or the
-        current value of a `LearnedTemperature` (a tensor)."""
-        if self.learned_temperature is not None:
-            return self.learned_temperature.value()
-        return self._temperature_variable
-
-    @temperature.setter
-    def temperature(self, value):
-        self.set_live_value("temperature", value)
-
-    @property
-    def alpha(self):
-        """The weight of the student loss, a non-trainable `keras.Variable`."""
-        return self._alpha_variable
-
-    @alpha.setter
-    def alpha(self, value):
-        self.set_live_value("alpha", value)
-
-    @property
-    def live_variables(self):
-        """Every live value by name: a dict of `keras.Variable`s.
-
-        Keys: `"temperature"` (or `"temperature_reversal"` with a
-        `LearnedTemperature`), `"alpha"`, `"<term>_weight"` for every term and
-        `"<term>_temperature"` for every term with its own temperature.
-        """
-        return dict(self._live_values.variables)
-
-    def set_live_value(self, name, value):
-        """Checks `value` and assigns it to the live variable `name`.
-
-        Args:
-            name: A key of `live_variables`, e.g. `"temperature"`, `"alpha"`
-                or `"kl_weight"`.
-            value: The new value; temperatures must be finite and > 0, alpha
-                in [0, 1], weights finite and >= 0.
-
-        Returns:
-            The value assigned, as a float.
-        """
-        checked = self._live_values.check(name, value)
-        if name == "alpha" and checked > 0 and self.compiled and self._student_loss is None:
-            raise ValueError(
-                "Argument `alpha` must be 0 when `compile()` was given no "
-                f"student `loss`. Received: alpha={checked}"
-            )
-        return self._live_values.set(name, checked)
 
     # Compilation -----------------------------------------------------------
 

@@ -74,23 +74,20 @@ class DistillationTerm(keras.layers.Layer):
             validation.check_temperature(temperature)
         self.teacher_layer = teacher_layer
         self.student_layer = student_layer
-        self.weight = self.add_weight(
-            name="weight",
-            shape=(),
-            dtype="float32",
-            initializer=keras.initializers.Constant(float(weight)),
-            trainable=False,
-        )
+        self.weight = self._live_weight("weight", weight)
         self.temperature = None
         if temperature is not None:
-            self.temperature = self.add_weight(
-                name="temperature",
-                shape=(),
-                dtype="float32",
-                initializer=keras.initializers.Constant(float(temperature)),
-                trainable=False,
-            )
+            self.temperature = self._live_weight("temperature", temperature)
         self.built = True
+
+    def _live_weight(self, name, value):
+        return self.add_weight(
+            name=name,
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(float(value)),
+            trainable=False,
+        )
 
     def build_for(self, teacher_shape, student_shape):
         """Called once by the `Distiller` with the shapes the term will get.
