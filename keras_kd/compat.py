@@ -224,7 +224,8 @@ class Distiller(distiller.Distiller):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**distiller.deserialize_config(config, custom_objects))
+        entries = distiller.SERIALIZED_ENTRIES + ("distillation_losses",)
+        return cls(**distiller.deserialize_config(config, custom_objects, entries))
 
 
 def _loss_weights(weights, count):

@@ -471,11 +471,11 @@ class Distiller(LiveValuesMixin, keras.Model):
 
 
 # Config entries holding serialized Keras objects (or lists of them).
-SERIALIZED_ENTRIES = ("teacher", "student", "temperature", "terms", "distillation_losses")
+SERIALIZED_ENTRIES = ("teacher", "student", "temperature", "terms")
 
 
-def deserialize_config(config, custom_objects=None):
-    """`config` with its serialized models, temperature and terms loaded."""
+def deserialize_config(config, custom_objects=None, entries=SERIALIZED_ENTRIES):
+    """`config` with the serialized objects under `entries` loaded."""
 
     def load(value):
         if isinstance(value, list):
@@ -485,7 +485,7 @@ def deserialize_config(config, custom_objects=None):
         return value
 
     return {
-        key: load(value) if key in SERIALIZED_ENTRIES else value
+        key: load(value) if key in entries else value
         for key, value in config.items()
     }
 
