@@ -11,11 +11,12 @@ Checked on Keras 3.15.1 and TensorFlow 2.21.0:
 | `keras.src.backend.get_keras_mask` | a sequence output's padding mask |
 | `keras.src.backend.set_keras_mask` | keeping it on the float32 copy of the logits |
 | `keras.src.losses.loss.reduce_weighted_values` | the reduction `keras.losses.Loss.__call__` applies (mask, sample weights, `sum_over_batch_size`, distribution scaling) |
+| `keras.src.losses.loss.scale_loss_for_distribution` | regularization losses as this replica's share |
 | `keras.src.losses.loss.unscale_loss_for_distribution` | logging a replica's loss share as the global value |
 | `Functional._outputs_struct` | a Functional model's output structure (dict outputs) |
 | `Layer._build_shapes_dict` | the input shape a built subclassed model was built with |
 | `Sequential._functional` | the Functional graph a Sequential model wraps |
-| `Functional._nodes` | which calls of a shared layer belong to a model's graph |
+| `Functional._nodes` and its keys `"<id>_ib-<index>"` | which calls of a shared layer belong to a model's graph |
 | `Layer._inbound_nodes` | the calls of a layer |
 | `KerasTensor._keras_history` | the layer that made a symbolic tensor |
 | `Trainer._maybe_symbolic_build` | overridden by the Distiller (multi-worker build) |
@@ -88,6 +89,11 @@ def functional_graph(model):
 def graph_node_keys(graph):
     """The node keys (`"<id(layer)>_ib-<index>"`) of a Functional graph, or `None`."""
     return getattr(graph, "_nodes", None)
+
+
+def node_key(layer, index):
+    """Keras's key of the `index`-th node of `layer` in a graph's node keys."""
+    return f"{id(layer)}_ib-{index}"
 
 
 def inbound_nodes(layer):

@@ -113,22 +113,47 @@ def to_term(loss, name=None):
         )
     raise ValueError(
         "Each distillation loss must be a `keras_kd.losses.DistillationTerm` "
-        "or a `keras.distillation.LogitsDistillation` / `FeatureDistillation`. "
-        f"Received: {loss!r} of type {type(loss).__name__}"
+        "or a `keras.distillation.LogitsDistillation` / `FeatureDistillation`; "
+        "a loss of your own is written as a `DistillationTerm` subclass (one "
+        f"`compute` method). Received: {loss!r} of type {type(loss).__name__}"
     )
 
 
+def _default_name(loss):
+    """The name `to_term` gives `loss`, or `None` if it cannot convert it."""
+    if isinstance(loss, LogitsDistillation):
+        term_class = _TERM_FOR_LOSS.get(_loss_name(loss.loss))
+        return None if term_class is None else term_class.default_name
+    return "feature" if isinstance(loss, FeatureDistillation) else None
+
+
 def _unique_terms(losses):
-    """Converted terms; a name used again gets `_1`, `_2`... (as Keras's layers)."""
-    terms, counts = [], {}
+    """Each loss as a keras_kd term.
+
+    keras_kd terms keep their own names; a converted loss takes its term's
+    name, or `_1`, `_2`... when that is taken (as Keras names layers), so that
+    each term has its own live weight and log entry.
+    """
+    used = {loss.name for loss in losses if isinstance(loss, DistillationTerm)}
+    terms = []
     for loss in losses:
-        term = to_term(loss)
-        count = counts.get(term.name, 0)
-        counts[term.name] = count + 1
-        if count and not isinstance(loss, DistillationTerm):
-            term = to_term(loss, name=f"{term.name}_{count}")
-        terms.append(term)
+        if isinstance(loss, DistillationTerm):
+            terms.append(loss)
+            continue
+        base = _default_name(loss)
+        name, index = base, 0
+        while name is not None and name in used:
+            index += 1
+            name = f"{base}_{index}"
+        used.add(name)
+        terms.append(to_term(loss, name=name))
     return terms
+
+
+def _as_given(current, given):
+    """`given` (a Python float) while the float32 variable still holds it."""
+    current = keras.ops.convert_to_numpy(current)
+    return given if current == np.float32(given) else float(current)
 
 
 @keras.saving.register_keras_serializable(package="keras_kd.compat")
@@ -180,17 +205,25 @@ class Distiller(distiller.Distiller):
                     "`student_loss_weight` and `distillation_losses`. "
                     f"Received: {argument}={kwargs[argument]!r}"
                 )
-        given = distillation_losses
-        losses = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
-        terms = _unique_terms(losses) if losses else None
-        weights = _loss_weights(distillation_loss_weights, len(terms or [None]))
-        for term, weight in zip(terms or [], weights):
-            term.weight.assign(weight)
+        losses = _as_list(distillation_losses)
+        if distillation_losses is not None and not losses:
+            raise ValueError(
+                "Argument `distillation_losses` must hold at least one "
+                "distillation loss. Received: distillation_losses=[]"
+            )
+        terms = _unique_terms(losses) if losses else [KLDivergence()]
+        if distillation_loss_weights is not None:
+            weights = _loss_weights(distillation_loss_weights, len(terms))
+            for term, weight in zip(terms, weights):
+                term.weight.assign(weight)
         alpha = validation.check_alpha(student_loss_weight, "student_loss_weight")
         super().__init__(teacher, student, alpha=alpha, terms=terms, **kwargs)
         self._student_loss_weight = alpha
         self._distillation_losses = losses or list(self.terms)
-        self._distillation_loss_weights = list(distillation_loss_weights or weights)
+        self._given_weights = (
+            weights if distillation_loss_weights is not None
+            else [float(keras.ops.convert_to_numpy(term.weight)) for term in terms]
+        )
 
     @property
     def distillation_losses(self):
@@ -199,17 +232,19 @@ class Distiller(distiller.Distiller):
 
     @property
     def distillation_loss_weights(self):
-        """The weights as given, one per distillation loss."""
-        return list(self._distillation_loss_weights)
+        """One weight per distillation loss: as given, or its live value once changed."""
+        return [
+            _as_given(term.weight, given) for term, given in zip(self.terms, self._given_weights)
+        ]
 
     @property
     def student_loss_weight(self):
-        """The weight of the student loss as given, or the live `alpha`'s
-        current value once it was changed."""
-        current = keras.ops.convert_to_numpy(self.alpha)
-        if current == np.float32(self._student_loss_weight):
-            return self._student_loss_weight
-        return float(current)
+        """The weight of the student loss: as given, or the live `alpha` once changed."""
+        return _as_given(self.alpha, self._student_loss_weight)
+
+    @student_loss_weight.setter
+    def student_loss_weight(self, value):
+        self._student_loss_weight = self.set_live_value("alpha", value)
 
     def get_config(self):
         config = super().get_config()
@@ -217,7 +252,8 @@ class Distiller(distiller.Distiller):
         config["student_loss_weight"] = self.student_loss_weight
         config.pop("terms")
         config["distillation_losses"] = [
-            keras.saving.serialize_keras_object(loss) for loss in self._distillation_losses
+            keras.saving.serialize_keras_object(_with_live_values(loss, term))
+            for loss, term in zip(self._distillation_losses, self.terms)
         ]
         config["distillation_loss_weights"] = self.distillation_loss_weights
         return config
@@ -228,9 +264,23 @@ class Distiller(distiller.Distiller):
         return cls(**distiller.deserialize_config(config, custom_objects, entries))
 
 
+def _as_list(losses):
+    if losses is None:
+        return []
+    return list(losses) if isinstance(losses, (list, tuple)) else [losses]
+
+
+def _with_live_values(loss, term):
+    """A `LogitsDistillation` with its term's current temperature (for configs)."""
+    if not isinstance(loss, LogitsDistillation):
+        return loss  # Features have no live value; keras_kd terms save their own.
+    return LogitsDistillation(_as_given(term.temperature, loss.temperature), loss.loss)
+
+
 def _loss_weights(weights, count):
     if weights is None:
         return [1.0] * count
+    weights = list(weights)
     if len(weights) != count:
         raise ValueError(
             "Argument `distillation_loss_weights` must have one weight "

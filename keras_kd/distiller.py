@@ -27,6 +27,9 @@ from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
 
 
+DEFAULT_ALPHA = 0.1
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
 class Distiller(LiveValuesMixin, keras.Model):
     """Trains a student on labels and on a frozen teacher's outputs.
@@ -64,8 +67,8 @@ class Distiller(LiveValuesMixin, keras.Model):
             teacher's shape.
         temperature: Positive float, the temperature `T` shared by the logit
             terms, or a `keras_kd.LearnedTemperature`. Defaults to `4.0`.
-        alpha: Float in [0, 1], the weight of the student loss. Defaults to
-            `0.1`.
+        alpha: Float in [0, 1], the weight of the student loss (`None`: the
+            default). Defaults to `0.1`.
         terms: A `DistillationTerm` or a list of them, with unique names.
             Defaults to `[keras_kd.losses.KLDivergence()]`.
         teacher_outputs: `"logits"`, or `"probabilities"` for a teacher ending
@@ -115,13 +118,14 @@ class Distiller(LiveValuesMixin, keras.Model):
             checks.check_models(one, student)
         learned = temperature if isinstance(temperature, LearnedTemperature) else None
         temperature = validation.check_temperature(learned.initial if learned else temperature)
-        alpha = validation.check_alpha(alpha)
+        alpha = validation.check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
         terms = checks.as_terms(terms)
-        self.skip_nonfinite_steps = checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
+        checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
         self._teachers = Teachers(
             teachers, teacher_weights, teacher_outputs, [t.teacher_layer for t in terms]
         )
         checks.check_pair(teachers, student, terms, teacher_outputs)
+        self._teachers.freeze()  # Only once every check has passed.
 
         self.teachers = teachers
         self.teacher_weights = teacher_weights
@@ -142,11 +146,22 @@ class Distiller(LiveValuesMixin, keras.Model):
             )
         self._student_loss = self._student_loss_config = None
         self._loss_means = LossMeans(self._logged_losses())
-        self._step_guard = nonfinite.StepGuard(skip_nonfinite_steps)
+        self._step_guard = nonfinite.StepGuard(skip_nonfinite_steps)  # Before metrics.
         self._skipped_steps = self._step_guard.skipped_steps
         self._evaluating = False
         if student.built and all(one.built for one in teachers):
             self.built = True
+
+    @property
+    def skip_nonfinite_steps(self):
+        """Whether a step with a non-finite loss or gradient is skipped; may
+        be changed before `fit` (the step is then rebuilt)."""
+        return self._step_guard.enabled
+
+    @skip_nonfinite_steps.setter
+    def skip_nonfinite_steps(self, value):
+        self._step_guard.enabled = checks.check_bool(value, "skip_nonfinite_steps")
+        self.train_function = None  # Traced with the old setting.
 
     def _live_weight(self, name, value):
         return self.add_weight(
@@ -215,10 +230,11 @@ class Distiller(LiveValuesMixin, keras.Model):
     def metrics(self):
         # Keras's own "loss" tracker is replaced by the loss means; evaluation
         # skips no step, so it reports no count.
-        dropped = [self._skipped_steps] if self._evaluating or not self.skip_nonfinite_steps else []
-        return [self._loss_means] + [
+        own = [self._loss_means, self._skipped_steps]
+        shown = own[:1] if self._evaluating or not self.skip_nonfinite_steps else own
+        return shown + [
             metric for metric in super().metrics
-            if metric is not self._loss_means and all(metric is not d for d in dropped)
+            if all(metric is not m for m in own)
             and not (isinstance(metric, keras.metrics.Mean) and metric.name == "loss")
         ]
 

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_kd import checks
+
 
 def resolve_teachers(teacher, teacher_weights):
     """Returns the teachers as a list and their weights, normalized to sum 1.
@@ -34,20 +36,6 @@ def resolve_teachers(teacher, teacher_weights):
             )
     total = sum(weights)
     return teachers, [w / total for w in weights]
-
-
-def check_teacher_shapes(teachers):
-    """Raises if the teachers' output shapes differ, naming each one."""
-    shapes = {}
-    for teacher in teachers:
-        outputs = getattr(teacher, "outputs", None)
-        if outputs:
-            shapes[teacher.name] = tuple(outputs[0].shape)
-    if len({shape[1:] for shape in shapes.values()}) > 1:
-        listed = ", ".join(f"{name!r}: {shape}" for name, shape in shapes.items())
-        raise ValueError(
-            f"The teachers must output logits of the same shape. Received: {listed}"
-        )
 
 
 def mixture_logits(teacher_logits, weights, temperature):
@@ -133,7 +121,7 @@ def fuse(models, weights=None, name="fusion"):
     ```
     """
     models, weights = resolve_teachers(models, weights)
-    check_teacher_shapes(models)
+    checks.check_teacher_shapes(models)
     inputs = keras.Input(models[0].inputs[0].shape[1:], dtype=models[0].inputs[0].dtype)
     probabilities = [keras.layers.Softmax(dtype="float32")(model(inputs)) for model in models]
     return keras.Model(inputs, WeightedSum(weights, dtype="float32")(probabilities), name=name)

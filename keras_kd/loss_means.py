@@ -14,10 +14,12 @@ class LossMeans(keras.metrics.Metric):
 
     Args:
         names: The names of the values, in the order `update_state` gets them.
-        name: The metric's own name. Defaults to `"loss_means"`.
+        name: The metric's own name. Defaults to `"loss"`: Keras orders the
+            values `evaluate()` returns by metric name, so the total loss
+            comes first, as for any Keras model.
     """
 
-    def __init__(self, names, name="loss_means"):
+    def __init__(self, names, name="loss"):
         super().__init__(name=name)
         self.names = list(names)
         self.reported = list(names)

@@ -30,6 +30,10 @@ def reduce_term(values, sample_weight=None, mask=None):
     if positions is not None and len(values.shape) < len(positions.shape):
         # One value per example from a sequence model (e.g. a feature hint).
         sample_weight, mask = per_example_weights(sample_weight, mask), None
+    if mask is not None:
+        # Keras weighs masked positions by 0, and 0 · NaN is NaN: a value that
+        # is not finite at a padded position must count for nothing.
+        values = ops.where(ops.cast(mask, "bool"), values, ops.zeros_like(values))
     return internals.reduce_weighted_values(values, sample_weight, mask)
 
 

@@ -12,9 +12,9 @@ TEACHER_OUTPUTS = ("logits", "probabilities")
 class Teachers:
     """Runs the frozen teacher(s) once per batch, or reads their cached logits.
 
-    The teachers are made non-trainable and always called with
-    `training=False`, so their weights and BatchNorm statistics never change;
-    their outputs carry no gradient.
+    The teachers are always called with `training=False` and, once `freeze`
+    is called, non-trainable, so their weights and BatchNorm statistics never
+    change; their outputs carry no gradient.
 
     Args:
         models: List of teacher `keras.Model`s.
@@ -31,13 +31,16 @@ class Teachers:
                 f"Argument `teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
                 f"Received: teacher_outputs={outputs!r}"
             )
-        for model in models:
-            model.trainable = False
         self.models = list(models)
         self.weights = list(weights)
         self.outputs = outputs
         self.layer_names = [name for name in layer_names if name is not None]
         self.views = [OutputView(model, self.layer_names, "teacher") for model in models]
+
+    def freeze(self):
+        """Makes every teacher non-trainable."""
+        for model in self.models:
+            model.trainable = False
 
     def __call__(self, x, cached_logits=None):
         """Returns the `TeacherOutputs` of batch `x`.

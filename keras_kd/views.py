@@ -195,7 +195,7 @@ def _output_in_graph(model, layer, role):
     inbound = [
         node
         for index, node in enumerate(internals.inbound_nodes(layer))
-        if keys is None or f"{id(layer)}_ib-{index}" in keys
+        if keys is None or internals.node_key(layer, index) in keys
     ]
     if len(inbound) != 1:
         raise ValueError(

@@ -169,3 +169,12 @@ def test_feature_layers_of_a_subclassed_model_need_a_dict_output(teacher, data):
     built(x[:2])  # Built: found at once.
     with pytest.raises(ValueError, match=message):
         keras_kd.Distiller(teacher, built, terms=[term])
+
+
+def test_a_refused_pair_leaves_the_teacher_trainable(teacher):
+    softmax_student = make_mlp(8, seed=2, final_activation="softmax", name="softmax_student")
+    with pytest.raises(ValueError, match="ends in a softmax"):
+        keras_kd.Distiller(teacher, softmax_student)
+    assert teacher.trainable
+    keras_kd.Distiller(teacher, make_mlp(8, seed=2))
+    assert not teacher.trainable

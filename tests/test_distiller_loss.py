@@ -6,7 +6,7 @@ import pytest
 
 import keras_kd
 from tests import reference
-from tests.conftest import NUM_CLASSES, make_mlp
+from tests.conftest import NUM_CLASSES, make_data, make_mlp
 
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 ONE_HOT = keras.losses.CategoricalCrossentropy(from_logits=True)
@@ -185,3 +185,15 @@ def test_call_and_predict_run_the_student(teacher, student, data):
     distiller = keras_kd.Distiller(teacher, student)
     np.testing.assert_allclose(distiller(x), student(x))
     np.testing.assert_allclose(distiller.predict(x, verbose=0), student.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_evaluate_lists_the_loss_first_as_keras_models_do(teacher, student):
+    x, y = make_data(n=32)
+    distiller = keras_kd.Distiller(teacher, student).compile(
+        optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    values = distiller.evaluate(x, y, verbose=0)
+    assert values[0] == pytest.approx(logs["loss"])
+    assert values[1] == pytest.approx(logs["accuracy"])
+    assert "skipped_steps" not in logs

@@ -229,3 +229,18 @@ def test_is_finite_reads_only_the_touched_rows_of_sparse_gradients():
     sparse = tf.IndexedSlices(tf.ones((1, 2)), indices=tf.constant([3]), dense_shape=tf.constant([10, 2]))
     assert bool(nonfinite.is_finite(tf.constant(1.0), [sparse]))
     assert not bool(nonfinite.is_finite(tf.constant(np.inf), [sparse]))
+
+
+def test_switching_the_check_after_building_takes_effect():
+    x, y = _data()
+    distiller = keras_kd.Distiller(make_mlp(32, seed=1), _student(), alpha=0.5, skip_nonfinite_steps=False)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE)
+    distiller.skip_nonfinite_steps = True
+    history = distiller.fit(_batches(x, y), epochs=1, verbose=0).history
+    assert history["skipped_steps"] == [1.0]
+    assert all(np.isfinite(w.numpy()).all() for w in distiller.student.weights)
+    distiller.skip_nonfinite_steps = False
+    history = distiller.fit(_batches(x, y), epochs=1, verbose=0).history
+    assert "skipped_steps" not in history
+    assert not all(np.isfinite(w.numpy()).all() for w in distiller.student.weights)
+    assert distiller.get_config()["skip_nonfinite_steps"] is False

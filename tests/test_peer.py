@@ -182,3 +182,57 @@ def test_padded_positions_count_in_the_peers_distillation_term_and_not_here():
     np.testing.assert_allclose(their_loss, kl.mean(), rtol=1e-3)
     assert abs(their_loss - kl[valid].mean()) > 0.2 * kl[valid].mean()
     np.testing.assert_allclose(our_loss, kl[valid].mean(), rtol=1e-3)
+
+
+def test_compat_weights_apply_and_read_back(teacher, student):
+    # Without distillation_losses the weight goes to the default term.
+    distiller = compat.Distiller(teacher, student, distillation_loss_weights=[2.0])
+    assert float(distiller.terms[0].weight.numpy()) == 2.0 and distiller.distillation_loss_weights == [2.0]
+    # NumPy weights, as keras.distillation accepts them.
+    distiller = compat.Distiller(
+        teacher, student, distillation_losses=[peer.LogitsDistillation(3.0), peer.LogitsDistillation(2.0)],
+        distillation_loss_weights=np.array([0.7, 0.3]),
+    )
+    assert distiller.distillation_loss_weights == [0.7, 0.3]
+    # A keras_kd term keeps its own weight when no weights are given.
+    own = keras_kd.losses.KLDivergence(weight=0.25)
+    distiller = compat.Distiller(teacher, student, distillation_losses=[own])
+    assert distiller.distillation_loss_weights == [0.25] and distiller.distillation_losses == [own]
+    with pytest.raises(ValueError, match=r"Argument `distillation_losses` must hold at least one"):
+        compat.Distiller(teacher, student, distillation_losses=[])
+
+
+@pytest.mark.parametrize(
+    "losses, names",
+    [
+        (lambda: [keras_kd.losses.KLDivergence(), peer.LogitsDistillation(2.0)], ["kl", "kl_1"]),
+        (lambda: [peer.LogitsDistillation(2.0), keras_kd.losses.KLDivergence()], ["kl_1", "kl"]),
+        (lambda: [peer.LogitsDistillation(2.0), peer.LogitsDistillation(3.0),
+                  keras_kd.losses.KLDivergence(name="kl_1")], ["kl", "kl_2", "kl_1"]),
+    ],
+)
+def test_converted_losses_never_take_a_name_already_used(teacher, student, losses, names):
+    distiller = compat.Distiller(teacher, student, distillation_losses=losses())
+    assert [t.name for t in distiller.terms] == names
+
+
+def test_compat_config_keeps_live_changes_and_student_loss_weight_is_assignable(teacher, student):
+    distiller = compat.Distiller(teacher, student, distillation_losses=peer.LogitsDistillation(3.0))
+    distiller.set_live_value("kl_temperature", 5.0)
+    distiller.set_live_value("kl_weight", 0.5)
+    distiller.student_loss_weight = 0.2
+    assert distiller.student_loss_weight == 0.2 and float(distiller.alpha.numpy()) == pytest.approx(0.2)
+    restored = compat.Distiller.from_config(distiller.get_config())
+    assert restored.distillation_losses[0].temperature == 5.0
+    assert restored.distillation_loss_weights == [0.5] and restored.student_loss_weight == 0.2
+    with pytest.raises(ValueError, match=r"Argument `alpha` must be in \[0, 1\]"):
+        distiller.student_loss_weight = 2.0
+
+
+def test_a_custom_keras_distillation_loss_gets_the_fix(teacher, student):
+    class Mine(peer.DistillationLoss):
+        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+            return keras.ops.mean(keras.ops.square(teacher_outputs - student_outputs))
+
+    with pytest.raises(ValueError, match=r"a loss of your own is written as a `DistillationTerm` subclass"):
+        compat.Distiller(teacher, student, distillation_losses=Mine())

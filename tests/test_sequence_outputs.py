@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_kd
 from tests import reference
@@ -161,3 +162,14 @@ def test_sample_weights_of_changing_rank_retrace_cleanly():
     for key in ("loss", "kl_loss"):
         np.testing.assert_allclose(column[key], flat[key], rtol=1e-6)
         assert abs(flat[key] - plain[key]) > 1e-3 * plain[key]
+
+
+def test_a_nonfinite_term_value_at_a_padded_position_counts_for_nothing():
+    from keras_kd import reduction
+
+    values = tf.constant([[1.0, 2.0, np.inf], [3.0, np.nan, 4.0]])
+    mask = tf.constant([[True, True, False], [True, False, True]])
+    assert float(reduction.reduce_term(values, None, mask)) == pytest.approx((1 + 2 + 3 + 4) / 4)
+    weights = tf.constant([[1.0], [0.5]])
+    expected = (1 + 2 + 0.5 * 3 + 0.5 * 4) / 4
+    assert float(reduction.reduce_term(values, weights, mask)) == pytest.approx(expected)
