@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_kd import files
+from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd.views import logits_of
 
 INPUTS_KEY = "keras_kd_inputs"
@@ -116,7 +117,7 @@ class TeacherCache:
     @classmethod
     def compute(
         cls, teacher, dataset, batch_size=256, dtype="float32", path=None,
-        verbose=1,
+        verbose=1, teacher_precision="float32",
     ):
         """Runs the teacher once over `dataset` and keeps its logits.
 
@@ -137,6 +138,10 @@ class TeacherCache:
                 and read back memory-mapped, for datasets that do not fit in
                 memory. Defaults to `None` (in memory).
             verbose: Int, `1` shows a Keras progress bar. Defaults to `1`.
+            teacher_precision: `"float32"`, `"bfloat16"` or `"float16"`: the
+                number format the teacher's pass runs in (on a copy of the
+                teacher, see `keras_kd.teacher_precision`); the logits are
+                stored in `dtype` either way. Defaults to `"float32"`.
 
         Returns:
             A `TeacherCache`.
@@ -148,17 +153,29 @@ class TeacherCache:
             )
         dataset = _as_dataset(dataset)
         teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if teacher_precision not in teacher_precision_module.PRECISIONS:
+            raise ValueError(
+                "Argument `teacher_precision` must be one of "
+                f"{teacher_precision_module.PRECISIONS} (a cache is computed "
+                f"once: there is no step to time for 'auto'). Received: "
+                f"teacher_precision={teacher_precision!r}"
+            )
+        if teacher_precision != "float32":
+            teachers = [teacher_precision_module.inference_copy(t, teacher_precision) for t in teachers]
         _check_unbatched(teachers[0], dataset)
         count, input_fingerprint = fingerprint(dataset)
         if count == 0:
             raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
         progress = keras.utils.Progbar(count, verbose=verbose, unit_name="example")
         if len(teachers) == 1:
-            predict = tf.function(lambda x: logits_of(teachers[0](x, training=False)))
+            predict = tf.function(
+                lambda x: tf.cast(logits_of(teachers[0](x, training=False)), "float32")
+            )
         else:
             predict = tf.function(
                 lambda x: tf.stack(
-                    [logits_of(t(x, training=False)) for t in teachers], axis=1
+                    [tf.cast(logits_of(t(x, training=False)), "float32") for t in teachers],
+                    axis=1,
                 )
             )
         batches = dataset.map(lambda *element: element[0]).batch(batch_size)

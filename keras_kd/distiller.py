@@ -15,6 +15,7 @@ from keras_kd import nonfinite
 from keras_kd import random_states
 from keras_kd import reduction
 from keras_kd import student_loss
+from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd import validation
 from keras_kd import views
 from keras_kd import xla
@@ -78,6 +79,13 @@ class Distiller(LiveValuesMixin, keras.Model):
         skip_nonfinite_steps: Bool. Skip (and count as `skipped_steps`) a step
             whose loss or gradients are not finite; `False` applies every
             update, as Keras does. Defaults to `True`.
+        teacher_precision: The number format of the teacher's pass:
+            `"float32"`, `"bfloat16"`, `"float16"` (a copy of the teacher in
+            that format runs; its agreement with the float32 teacher on the
+            first batch is in `teacher_precision_report`, with a warning when
+            low), or `"auto"` (the cheaper format is kept only where it is
+            clearly faster, see `keras_kd.teacher_precision`). Defaults to
+            `"float32"`.
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
 
@@ -108,6 +116,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         teacher_outputs="logits",
         teacher_weights=None,
         skip_nonfinite_steps=True,
+        teacher_precision="float32",
         name="distiller",
         **kwargs,
     ):
@@ -122,7 +131,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         terms = checks.as_terms(terms)
         checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
         self._teachers = Teachers(
-            teachers, teacher_weights, teacher_outputs, [t.teacher_layer for t in terms]
+            teachers, teacher_weights, teacher_outputs,
+            [t.teacher_layer for t in terms], teacher_precision,
         )
         checks.check_pair(teachers, student, terms, teacher_outputs)
         self._teachers.freeze()  # Only once every check has passed.
@@ -151,6 +161,19 @@ class Distiller(LiveValuesMixin, keras.Model):
         self._evaluating = False
         if student.built and all(one.built for one in teachers):
             self.built = True
+
+    @property
+    def teacher_precision(self):
+        """The `teacher_precision` given (`"auto"` stays `"auto"`)."""
+        return self._teachers.precision
+
+    @property
+    def teacher_precision_report(self):
+        """`{"precision", "top1_agreement", "kl"}` measured on the first batch
+        of `fit` (`None` before, or with the float32 teacher)."""
+        report = self._teachers.report
+        chosen = self._teachers.chosen_precision
+        return None if report is None else {"precision": chosen, **report}
 
     @property
     def skip_nonfinite_steps(self):
@@ -406,6 +429,11 @@ class Distiller(LiveValuesMixin, keras.Model):
         if self.skip_nonfinite_steps:
             callbacks.append(nonfinite.SkippedStepsWarning(self._skipped_steps.name))
         arguments.arguments["callbacks"] = callbacks
+        self._teachers.prepare(
+            self.distribute_strategy,
+            teacher_precision_module.first_inputs(arguments.arguments.get("x")),
+            float(ops.convert_to_numpy(self._temperature_variable)),
+        )
         return keras_fit(*arguments.args, **arguments.kwargs)
 
     def evaluate(self, *args, **kwargs):
@@ -418,6 +446,7 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def make_train_function(self, force=False):
         # Falls back to no XLA if XLA cannot compile the step (see xla.py).
+        self._teachers.prepare(self.distribute_strategy)
         if self.train_function is None or force:
             super().make_train_function(force=True)
             self.train_function = xla.guarded_function(
@@ -426,6 +455,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         return self.train_function
 
     def make_test_function(self, force=False):
+        self._teachers.prepare(self.distribute_strategy)
         if self.test_function is None or force:
             super().make_test_function(force=True)
             self.test_function = xla.guarded_function(
@@ -479,6 +509,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             "terms": [serialize(t) for t in self.terms],
             "teacher_outputs": self.teacher_outputs,
             "skip_nonfinite_steps": self.skip_nonfinite_steps,
+            "teacher_precision": self.teacher_precision,
         }
 
     @classmethod

@@ -1,8 +1,13 @@
 """The frozen teachers: one pass per step, and what each term reads of it."""
 
+import warnings
+
+import tensorflow as tf
 from keras import ops
 
+from keras_kd import cache
 from keras_kd import ensemble
+from keras_kd import teacher_precision as precision_module
 from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
 
@@ -23,9 +28,12 @@ class Teachers:
             softmax: their outputs are then used as log-probabilities, which
             soften exactly like logits.
         layer_names: The teacher layers (or dict entries) terms read.
+        precision: The teacher pass's number format: `"float32"`,
+            `"bfloat16"`, `"float16"` or `"auto"` (see
+            `keras_kd.teacher_precision`). Defaults to `"float32"`.
     """
 
-    def __init__(self, models, weights, outputs, layer_names):
+    def __init__(self, models, weights, outputs, layer_names, precision="float32"):
         if outputs not in TEACHER_OUTPUTS:
             raise ValueError(
                 f"Argument `teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
@@ -36,6 +44,95 @@ class Teachers:
         self.outputs = outputs
         self.layer_names = [name for name in layer_names if name is not None]
         self.views = [OutputView(model, self.layer_names, "teacher") for model in models]
+        self.precision = precision_module.check_precision(precision)
+        if precision not in ("float32", "auto"):
+            self._check_copyable(precision)
+        self.chosen_precision = None if precision == "auto" else precision
+        self.report = None
+        self._copies = {}  # precision -> (copies, their views)
+
+    def _check_copyable(self, precision):
+        for model in self.models:
+            if not getattr(model, "inputs", None):
+                precision_module.inference_copy(model, precision)  # Raises the fix.
+
+    def prepare(self, strategy, x=None, temperature=1.0):
+        """Readies the pass before a step is traced (call it eagerly).
+
+        With a cheaper precision: builds the teachers' copies once, gives them
+        the teachers' current weights (also after loading), and, given a batch
+        `x`, measures their agreement with the float32 teachers (and with
+        `"auto"` chooses the precision on it, once).
+
+        Args:
+            strategy: The `tf.distribute.Strategy` the copies' variables
+                belong to.
+            x: Optional inputs of a first batch.
+            temperature: The temperature the agreement's KL is taken at.
+        """
+        if x is not None:
+            x, cached = cache.split_cached(x)
+            x = None if cached is not None else x  # A cache: no teacher pass.
+        if self.chosen_precision is None:
+            self._choose(strategy, x, temperature)
+        if self.chosen_precision == "float32":
+            return
+        copies, _ = self._copies_in(self.chosen_precision, strategy)
+        for copy, model in zip(copies, self.models):
+            precision_module.sync_weights(copy, model)
+        if x is not None and self.report is None:
+            self.report = self._agreement(x, temperature, self.chosen_precision, strategy)
+            if self.report["top1_agreement"] < precision_module.MIN_AGREEMENT:
+                warnings.warn(
+                    f"The teacher in {self.chosen_precision} agrees with the "
+                    f"float32 teacher on {self.report['top1_agreement']:.1%} of "
+                    f"the first batch's examples (below "
+                    f"{precision_module.MIN_AGREEMENT:.0%}): pass "
+                    "teacher_precision='float32' for the exact teacher.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def _copies_in(self, precision, strategy):
+        if precision not in self._copies:
+            with strategy.scope():
+                copies = [precision_module.inference_copy(m, precision) for m in self.models]
+            views = [OutputView(c, self.layer_names, "teacher") for c in copies]
+            self._copies[precision] = (copies, views)
+        return self._copies[precision]
+
+    def _first_logits(self, views, x):
+        return views[0](x, training=False)[FINAL_OUTPUT]
+
+    def _agreement(self, x, temperature, precision, strategy):
+        _, views = self._copies_in(precision, strategy)
+        reference = self._first_logits(self.views, x)
+        cheap = ops.cast(self._first_logits(views, x), "float32")
+        return precision_module.agreement(reference, cheap, temperature)
+
+    def _choose(self, strategy, x, temperature):
+        """`"auto"`: the cheapest precision that is clearly faster here."""
+        if x is None:
+            return  # Chosen at the first `fit` given uncached inputs.
+        inputs = x
+        reference = tf.function(lambda batch: self._first_logits(self.views, batch))
+        base = precision_module.cpu_seconds(reference, inputs)
+        ratios, agreements = {}, {}
+        for precision in ("bfloat16", "float16"):
+            _, views = self._copies_in(precision, strategy)
+            cheap = tf.function(lambda batch, views=views: self._first_logits(views, batch))
+            ratios[precision] = precision_module.cpu_seconds(cheap, inputs) / base
+            agreements[precision] = self._agreement(inputs, temperature, precision, strategy)["top1_agreement"]
+        self.chosen_precision = precision_module.choose(ratios, agreements)
+        print(
+            f"keras_kd: teacher_precision='auto' chose {self.chosen_precision!r} "
+            "(teacher pass CPU time / float32: "
+            + ", ".join(f"{p} {r:.2f}" for p, r in ratios.items())
+            + "; top-1 agreement: "
+            + ", ".join(f"{p} {a:.1%}" for p, a in agreements.items())
+            + f"; kept only at <= {precision_module.AUTO_MAX_TIME_RATIO} and >= "
+            f"{precision_module.MIN_AGREEMENT:.0%})."
+        )
 
     def freeze(self):
         """Makes every teacher non-trainable."""
@@ -52,13 +149,15 @@ class Teachers:
         """
         if cached_logits is not None:
             return TeacherOutputs(self._split_cached(cached_logits), {}, self)
+        views = self.views
+        if self.chosen_precision not in (None, "float32") and self.chosen_precision in self._copies:
+            views = self._copies[self.chosen_precision][1]
         first = {
-            key: ops.stop_gradient(value)
-            for key, value in self.views[0](x, training=False).items()
+            key: _float32_constant(value)
+            for key, value in views[0](x, training=False).items()
         }
         logits = [first.pop(FINAL_OUTPUT)] + [
-            ops.stop_gradient(view(x, training=False)[FINAL_OUTPUT])
-            for view in self.views[1:]
+            _float32_constant(view(x, training=False)[FINAL_OUTPUT]) for view in views[1:]
         ]
         return TeacherOutputs(logits, first, self)
 
@@ -81,6 +180,11 @@ class Teachers:
                 f"{tuple(cached_logits.shape)}"
             )
         return [cached_logits[:, index] for index in range(count)]
+
+
+def _float32_constant(value):
+    """A teacher output as float32 (it may come from a cheaper copy), no gradient."""
+    return ops.stop_gradient(ops.cast(value, "float32"))
 
 
 class TeacherOutputs:
