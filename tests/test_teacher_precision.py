@@ -70,8 +70,10 @@ def test_the_loss_uses_the_cheap_logits_cast_to_float32():
     from tests import reference
 
     expected = reference.kl(cheap, student_logits, 4.0).mean()
+    exact = reference.kl(np.asarray(teacher(x, training=False)), student_logits, 4.0).mean()
     got = distiller.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["kl_loss"]
-    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert abs(got - exact) > 10 * abs(got - expected)  # Not the float32 teacher's.
 
 
 def test_auto_keeps_float32_unless_clearly_faster_and_agreeing():
