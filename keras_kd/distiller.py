@@ -422,18 +422,24 @@ class Distiller(LiveValuesMixin, keras.Model):
         finite is skipped (`skip_nonfinite_steps`, see `keras_kd.nonfinite`):
         weights and optimizer state stay as they were, `skipped_steps` counts
         such steps per epoch, and a warning is given once per epoch with some.
+        With a cheaper `teacher_precision`, the first batch's agreement with
+        the float32 teacher is measured once and logged as `teacher_agreement`.
         """
         keras_fit = super().fit
         arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
+        first = None
+        if self._teachers.wants_first_batch():  # Read only then: it costs a batch.
+            first = teacher_precision_module.first_inputs(arguments.arguments.get("x"))
+        self._teachers.prepare(
+            self.distribute_strategy, first,
+            float(ops.convert_to_numpy(self._temperature_variable)),
+        )
         callbacks = list(arguments.arguments.get("callbacks") or [])
         if self.skip_nonfinite_steps:
             callbacks.append(nonfinite.SkippedStepsWarning(self._skipped_steps.name))
+        if self.teacher_precision_report is not None:
+            callbacks.append(teacher_precision_module.AgreementLog(self.teacher_precision_report))
         arguments.arguments["callbacks"] = callbacks
-        self._teachers.prepare(
-            self.distribute_strategy,
-            teacher_precision_module.first_inputs(arguments.arguments.get("x")),
-            float(ops.convert_to_numpy(self._temperature_variable)),
-        )
         return keras_fit(*arguments.args, **arguments.kwargs)
 
     def evaluate(self, *args, **kwargs):

@@ -132,3 +132,24 @@ def first_inputs(x, limit=256):
     if isinstance(x, (np.ndarray, tf.Tensor)):
         return x[:limit]
     return None
+
+
+class AgreementLog(keras.callbacks.Callback):
+    """Writes the cheap teacher's measured agreement into every epoch's logs.
+
+    Added by `Distiller.fit` when the teacher's pass runs in a cheaper
+    precision, so History, CSVLogger and TensorBoard show
+    `teacher_agreement` (top-1 agreement with the float32 teacher on the
+    first batch). Not part of the public API.
+
+    Args:
+        report: The Distiller's `teacher_precision_report`.
+    """
+
+    def __init__(self, report):
+        super().__init__()
+        self.agreement = report["top1_agreement"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["teacher_agreement"] = self.agreement

@@ -56,6 +56,13 @@ class Teachers:
             if not getattr(model, "inputs", None):
                 precision_module.inference_copy(model, precision)  # Raises the fix.
 
+    def wants_first_batch(self):
+        """Whether `prepare` still has something to measure on a first batch."""
+        return self.precision != "float32" and (
+            self.chosen_precision is None
+            or (self.chosen_precision != "float32" and self.report is None)
+        )
+
     def prepare(self, strategy, x=None, temperature=1.0):
         """Readies the pass before a step is traced (call it eagerly).
 

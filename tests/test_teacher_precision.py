@@ -44,7 +44,8 @@ def test_the_copy_follows_the_float32_teacher_and_the_teacher_is_untouched(preci
     weights = [w.numpy().copy() for w in teacher.weights]
     x, y = make_data(n=64)
     distiller = _distiller(teacher, precision)
-    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert history["teacher_agreement"] == [distiller.teacher_precision_report["top1_agreement"]]
     assert all(w.dtype == "float32" for w in teacher.weights)
     for before, after in zip(weights, teacher.weights):
         np.testing.assert_array_equal(before, after.numpy())
