@@ -121,6 +121,11 @@ class Teachers:
         """`"auto"`: the cheapest precision that is clearly faster here."""
         if x is None:
             return  # Chosen at the first `fit` given uncached inputs.
+        if not all(getattr(model, "inputs", None) for model in self.models):
+            self.chosen_precision = "float32"
+            print("keras_kd: teacher_precision='auto' keeps 'float32': a "
+                  "subclassed teacher cannot be copied into another precision.")
+            return
         inputs = x
         reference = tf.function(lambda batch: self._first_logits(self.views, batch))
         base = precision_module.cpu_seconds(reference, inputs)
@@ -131,6 +136,8 @@ class Teachers:
             ratios[precision] = precision_module.cpu_seconds(cheap, inputs) / base
             agreements[precision] = self._agreement(inputs, temperature, precision, strategy)["top1_agreement"]
         self.chosen_precision = precision_module.choose(ratios, agreements)
+        # Only the chosen copy stays in memory.
+        self._copies = {p: c for p, c in self._copies.items() if p == self.chosen_precision}
         print(
             f"keras_kd: teacher_precision='auto' chose {self.chosen_precision!r} "
             "(teacher pass CPU time / float32: "

@@ -93,11 +93,13 @@ def test_auto_chooses_on_the_first_batch_with_faked_timings(monkeypatch, capsys)
     distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert distiller._teachers.chosen_precision == "float32"
     assert "teacher_precision='auto' chose 'float32'" in capsys.readouterr().out
+    assert distiller._teachers._copies == {}  # The timed copies are not kept.
     timings = iter([1.0, 0.5, 0.8])
     distiller = _distiller(_teacher(), "auto")
     distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert distiller._teachers.chosen_precision == "bfloat16"
     assert distiller.teacher_precision == "auto"
+    assert list(distiller._teachers._copies) == ["bfloat16"]
 
 
 def test_saving_keeps_the_option_and_the_copy_takes_the_loaded_weights(tmp_path):
@@ -143,6 +145,11 @@ def test_bad_precisions_get_the_fix():
     teacher(np.zeros((1, 12), "float32"))
     with pytest.raises(ValueError, match=r"needs a Functional or Sequential teacher"):
         keras_kd.Distiller(teacher, make_mlp(8, seed=2), teacher_precision="bfloat16")
+    # "auto" keeps such a teacher in float32 instead of failing.
+    x, y = make_data(n=32)
+    distiller = keras_kd.Distiller(teacher, make_mlp(8, seed=2), teacher_precision="auto")
+    distiller.compile(optimizer="adam", loss=SPARSE).fit(x, y, batch_size=16, verbose=0)
+    assert distiller._teachers.chosen_precision == "float32"
 
 
 def test_the_cheap_teacher_compiles_with_xla_without_falling_back(recwarn):
