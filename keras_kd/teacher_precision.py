@@ -44,13 +44,7 @@ def inference_copy(model, precision):
     Returns:
         The copy, with `model`'s weights (rounded to `precision`).
     """
-    if not getattr(model, "inputs", None):
-        raise ValueError(
-            f"Argument `teacher_precision={precision!r}` needs a Functional or "
-            f"Sequential teacher (it runs a copy of it in {precision}); the "
-            f"teacher {model.name!r} is a subclassed model. Use "
-            "teacher_precision='float32', or build the teacher functionally."
-        )
+    check_copyable(model, precision)
 
     def in_precision(layer):
         config = layer.get_config()
@@ -63,9 +57,22 @@ def inference_copy(model, precision):
     return copy
 
 
+def check_copyable(model, precision):
+    """Raises, with the fix, if `model` cannot be copied into `precision`."""
+    if not getattr(model, "inputs", None):
+        raise ValueError(
+            f"Argument `teacher_precision={precision!r}` needs a Functional or "
+            f"Sequential teacher (it runs a copy of it in {precision}); the "
+            f"teacher {model.name!r} is a subclassed model. Use "
+            "teacher_precision='float32', or build the teacher functionally."
+        )
+
+
 def sync_weights(copy, model):
-    """Gives `copy` the current weights of `model` (e.g. after loading them)."""
-    copy.set_weights(model.get_weights())
+    """Gives `copy` the current weights of `model` (e.g. after loading them),
+    variable by variable on the device: no round trip through the host."""
+    for target, source in zip(copy.weights, model.weights):
+        target.assign(keras.ops.cast(source, target.dtype))
 
 
 def agreement(reference_logits, logits, temperature):

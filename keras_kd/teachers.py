@@ -46,15 +46,11 @@ class Teachers:
         self.views = [OutputView(model, self.layer_names, "teacher") for model in models]
         self.precision = precision_module.check_precision(precision)
         if precision not in ("float32", "auto"):
-            self._check_copyable(precision)
+            for model in models:
+                precision_module.check_copyable(model, precision)
         self.chosen_precision = None if precision == "auto" else precision
         self.report = None
         self._copies = {}  # precision -> (copies, their views)
-
-    def _check_copyable(self, precision):
-        for model in self.models:
-            if not getattr(model, "inputs", None):
-                precision_module.inference_copy(model, precision)  # Raises the fix.
 
     def wants_first_batch(self):
         """Whether `prepare` still has something to measure on a first batch."""
