@@ -1,5 +1,6 @@
 """keras_kd: knowledge distillation for Keras 3 on TensorFlow."""
 
+from keras_kd import augmentation
 from keras_kd import callbacks
 from keras_kd.cache import TeacherCache
 from keras_kd import losses
@@ -20,6 +21,7 @@ from keras_kd.export import export_tflite
 from keras_kd.export import run_tflite
 from keras_kd.export import verify_tflite
 from keras_kd.learned_temperature import LearnedTemperature
+from keras_kd.replay import ReplayCache
 from keras_kd import compat
 from keras_kd import optimizers
 
@@ -60,8 +62,10 @@ __all__ = [
     "EvaluationReport",
     "ExportReport",
     "TeacherCache",
+    "ReplayCache",
     "LearnedTemperature",
     "ModelEvaluation",
+    "augmentation",
     "callbacks",
     "compat",
     "distill_chain",

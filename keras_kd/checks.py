@@ -212,3 +212,38 @@ def check_alpha_without_labels(alpha):
             "distillation). Build the Distiller with alpha=0, or yield "
             f"(x, y) batches. Received: alpha={value:g}"
         )
+
+
+def check_input_shape(shape, model, role, fix):
+    """Raises if a batch of `shape` does not fit `model`'s (single) input."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1 or shape is None:
+        return
+    expected = tuple(inputs[0].shape)
+    shape = tuple(shape)
+    if len(shape) != len(expected) or any(
+        e is not None and v is not None and e != v for e, v in zip(expected[1:], shape[1:])
+    ):
+        raise ValueError(
+            f"The augmented view has shape {shape}, which the {role} "
+            f"{model.name!r} (input shape {expected}) cannot take. {fix}"
+        )
+
+
+KEEP_SIZE = (
+    "Use augmentation that keeps the image size (Keras's RandomTranslation, "
+    "RandomFlip, RandomRotation, RandomZoom do; RandomCrop and Resizing "
+    "change it), or resize inside the model."
+)
+
+
+def check_augmentation_shape(views, student):
+    """Before any step: raises if Keras augmentation layers change the shape
+    of the student's input (other callables are checked when traced)."""
+    inputs = getattr(student, "inputs", None)
+    if not views.layers or not inputs or len(inputs) != 1:
+        return
+    shape = tuple(inputs[0].shape)
+    for layer in views.layers:
+        shape = tuple(layer.compute_output_shape(shape))
+    check_input_shape(shape, student, "student", KEEP_SIZE)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_kd import _keras_internals as internals
+from keras_kd import augmentation as augmentation_module
 from keras_kd import cache
 from keras_kd import checks
 from keras_kd import distribution
@@ -14,6 +15,7 @@ from keras_kd import ensemble
 from keras_kd import nonfinite
 from keras_kd import random_states
 from keras_kd import reduction
+from keras_kd import replay
 from keras_kd import student_loss
 from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd import validation
@@ -86,6 +88,27 @@ class Distiller(LiveValuesMixin, keras.Model):
             low), or `"auto"` (the cheaper format is kept only where it is
             clearly faster, see `keras_kd.teacher_precision`). Defaults to
             `"float32"`.
+        augmentation: Applied in training only, once per batch, to the
+            images both models see ("consistent augmentation"): Keras
+            augmentation layers (one, or a `keras.Sequential` of them, drawn
+            per replica and replayable, see `keras_kd.augmentation`) or any
+            callable `x -> x`. `evaluate` and `predict` never augment. With
+            `jit_compile=True` it runs before the XLA-compiled rest of the
+            step (Keras's projective transforms do not compile under XLA).
+            Defaults to `None`.
+        mixing: `"mixup"`, `"cutmix"` (or a `keras.layers.MixUp` /
+            `keras.layers.CutMix` layer): mixes the (augmented) images of each
+            training batch for both models; the student loss becomes
+            `w * loss(y) + (1 - w) * loss(y[partner])` with the user's own loss
+            and the drawn weights `w`. With `alpha=0` this is function
+            matching. Defaults to `None`.
+        mixing_strength: Float > 0, the concentration of the Beta
+            distribution of the mixing weight (Keras's MixUp `alpha`, CutMix
+            `factor`). Defaults to `None` (Keras's defaults, 0.2 and 1.0).
+        teacher_inputs: Optional function from the student's (augmented)
+            batch to the teacher's inputs, for a teacher that takes another
+            resolution or encoding of the same view. Defaults to `None` (the
+            same inputs).
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
 
@@ -117,6 +140,10 @@ class Distiller(LiveValuesMixin, keras.Model):
         teacher_weights=None,
         skip_nonfinite_steps=True,
         teacher_precision="float32",
+        augmentation=None,
+        mixing=None,
+        mixing_strength=None,
+        teacher_inputs=None,
         name="distiller",
         **kwargs,
     ):
@@ -159,8 +186,32 @@ class Distiller(LiveValuesMixin, keras.Model):
         self._step_guard = nonfinite.StepGuard(skip_nonfinite_steps)  # Before metrics.
         self._skipped_steps = self._step_guard.skipped_steps
         self._evaluating = False
+        self._views = augmentation_module.ConsistentAugmentation(
+            augmentation, mixing, mixing_strength
+        )
+        if teacher_inputs is not None and not callable(teacher_inputs):
+            raise ValueError(
+                "Argument `teacher_inputs` must be a function from the "
+                "student's (augmented) inputs to the teacher's. Received: "
+                f"teacher_inputs={teacher_inputs!r}"
+            )
+        self.teacher_inputs = teacher_inputs
+        checks.check_augmentation_shape(self._views, student)
+        self._xla_update = None  # The step after augmentation, under XLA.
         if student.built and all(one.built for one in teachers):
             self.built = True
+
+    @property
+    def augmentation(self):
+        """The `augmentation` given. Not tracked as a sublayer (Keras would
+        then refuse `jit_compile` for the whole model); its seed states are
+        saved with the Distiller's own variables."""
+        return self._views.augmentation
+
+    @property
+    def mixing(self):
+        """The mixing layer (`keras.layers.MixUp`/`CutMix`), or `None`."""
+        return self._views.mixing
 
     @property
     def teacher_precision(self):
@@ -231,6 +282,8 @@ class Distiller(LiveValuesMixin, keras.Model):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self._student_loss = student_loss.as_loss_object(loss)
+        if self.mixing is not None:
+            student_loss.check_mixable(self._student_loss)
         self._student_loss_config = loss
         self._loss_means.reported = [
             name for name in self._loss_means.names
@@ -269,15 +322,54 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached_logits = cache.split_cached(x)
-        # Consistent augmentation (one view of `x` for both models) goes here.
-        teacher_outputs = self._teachers(x, cached_logits)
+        x, cached_logits, drawn = replay.split(x)
+        x, mix = self._training_view(x, cached_logits, drawn)
+        update = self._xla_update or self._update
+        return update(x, y, sample_weight, cached_logits, mix)
+
+    def _training_view(self, x, cached_logits, drawn):
+        """The one view of the batch both models see, and how it was mixed."""
+        views = self._views
+        if drawn is not None:
+            if views.mixing is not None:
+                raise ValueError(
+                    "Mixing pairs examples within a batch, so it cannot be "
+                    "replayed from a keras_kd.ReplayCache: train with "
+                    "`mixing=` on the data itself (the teacher then runs)."
+                )
+            x = replay.replay(views, x, drawn)
+        elif views.augmentation is not None:
+            if cached_logits is not None:
+                raise ValueError(
+                    "The data carries cached teacher logits (a "
+                    "keras_kd.TeacherCache) computed on the unaugmented "
+                    "images, but `augmentation` gives the student other "
+                    "views: the logits would belong to other images. Use a "
+                    "keras_kd.ReplayCache (it stores the teacher's logits per "
+                    "augmented view), or drop the cache (the teacher then runs "
+                    "on every view)."
+                )
+            x = views.view(x)[0]
+        if views.mixing is not None and cached_logits is not None:
+            raise ValueError(
+                "Mixing makes new images each step, so cached teacher logits "
+                "cannot belong to them: drop the cache (the teacher then runs "
+                "on every mixed view)."
+            )
+        x, mix = views.mix(x)
+        if views.enabled:
+            checks.check_input_shape(x.shape, self.student, "student", checks.KEEP_SIZE)
+        return x, mix
+
+    def _update(self, x, y, sample_weight, cached_logits, mix):
+        """The step on the batch's view: both passes, the loss, the update."""
+        teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
         kept = self._step_guard.keep(self.student)
         with tf.GradientTape() as tape:
             y_pred = self._student_pass(x, training=True)
             loss = self.compute_loss(
                 x, y, y_pred, sample_weight, training=True,
-                teacher_outputs=teacher_outputs,
+                teacher_outputs=teacher_outputs, mix=mix,
             )
             scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
@@ -287,10 +379,20 @@ class Distiller(LiveValuesMixin, keras.Model):
             self.compute_metrics(x, y, y_pred[FINAL_OUTPUT], sample_weight)
         )
 
+    def _teacher_view(self, x):
+        if self.teacher_inputs is None:
+            return x
+        x = self.teacher_inputs(x)
+        checks.check_input_shape(
+            getattr(x, "shape", None), self.teachers[0], "teacher (after `teacher_inputs`)",
+            "Make `teacher_inputs` return the teacher's input shape.",
+        )
+        return x
+
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached_logits = cache.split_cached(x)
-        teacher_outputs = self._teachers(x, cached_logits)
+        teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
         y_pred = self._student_pass(x, training=False)
         self.compute_loss(
             x, y, y_pred, sample_weight, training=False,
@@ -313,7 +415,7 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True,
-        teacher_outputs=None,
+        teacher_outputs=None, mix=None,
     ):
         """The batch's total loss; records each part for the logs.
 
@@ -327,6 +429,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             training: Whether the student runs in training mode.
             teacher_outputs: The teachers' `TeacherOutputs` for `x`, or `None`
                 to run the teachers on `x`.
+            mix: How `x` was mixed (`keras_kd.augmentation.Mix`), or `None`.
 
         Returns:
             The scalar float32 loss; under `tf.distribute` this replica's
@@ -334,7 +437,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         """
         if teacher_outputs is None:
             x, cached_logits = cache.split_cached(x)
-            teacher_outputs = self._teachers(x, cached_logits)
+            teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
         if y_pred is None or (not isinstance(y_pred, dict) and self._student_view.layer_names):
             y_pred = self._student_pass(x, training)  # Terms read its layers too.
         elif not isinstance(y_pred, dict):
@@ -345,7 +448,9 @@ class Distiller(LiveValuesMixin, keras.Model):
         if mask is not None:
             teacher_outputs.zero_masked(mask)
         sample_weight = reduction.per_position_weights(sample_weight, student_logits)
-        parts = {"student_loss": self._compute_student_loss(y, student_logits, sample_weight)}
+        parts = {"student_loss": self._compute_student_loss(y, student_logits, sample_weight, mix)}
+        if mix is not None and sample_weight is not None:
+            sample_weight = student_loss.mixed_weights(sample_weight, mix)
         parts.update(self._compute_terms(teacher_outputs, y_pred, y, sample_weight, mask))
         distillation = sum(
             term.weight * parts[f"{term.name}_loss"] for term in self.terms
@@ -358,12 +463,16 @@ class Distiller(LiveValuesMixin, keras.Model):
         self._record(parts, ops.shape(student_logits)[0])
         return loss
 
-    def _compute_student_loss(self, y, student_logits, sample_weight):
+    def _compute_student_loss(self, y, student_logits, sample_weight, mix=None):
         if y is None:
             checks.check_alpha_without_labels(self.alpha)
             return None
         if self._student_loss is None:
             return None
+        if mix is not None:
+            return student_loss.mixed_student_loss(
+                self._student_loss, y, student_logits, sample_weight, mix
+            )
         return student_loss.student_loss(self._student_loss, y, student_logits, sample_weight)
 
     def _compute_terms(self, teacher_outputs, student_outputs, y, sample_weight, mask):
@@ -454,11 +563,44 @@ class Distiller(LiveValuesMixin, keras.Model):
         # Falls back to no XLA if XLA cannot compile the step (see xla.py).
         self._teachers.prepare(self.distribute_strategy)
         if self.train_function is None or force:
-            super().make_train_function(force=True)
-            self.train_function = xla.guarded_function(
-                self, self.train_function, self.train_step, self.make_train_function
-            )
+            self._xla_update = None
+            if self._views.enabled and self.jit_compile and not self.run_eagerly:
+                self._build_split_train_function()
+            else:
+                super().make_train_function(force=True)
+                self.train_function = xla.guarded_function(
+                    self, self.train_function, self.train_step, self.make_train_function
+                )
         return self.train_function
+
+    def _build_split_train_function(self):
+        """With augmentation under `jit_compile=True`: the augmentation runs in
+        the graph, the rest of the step (both passes, loss, update) under XLA.
+
+        Keras's projective transforms (`RandomTranslation`, `RandomRotation`,
+        `RandomZoom`) and the mixing layers' Gamma draws have no XLA kernel,
+        so compiling the whole step would fail, and fall back to no XLA.
+        """
+        self._jit_compile = False  # Keras builds the outer step as a graph...
+        try:
+            super().make_train_function(force=True)
+        finally:
+            self._jit_compile = True
+        # ... which calls the XLA-compiled update.
+        self._xla_update = tf.function(self._update, jit_compile=True, reduce_retracing=True)
+        self.train_function = xla.guarded_function(
+            self, self.train_function, self._unaugmented_step, self.make_train_function
+        )
+
+    def _unaugmented_step(self, data):
+        """The XLA part of an augmented step, on the raw batch (the XLA probe)."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, cached_logits, _ = replay.split(x)
+        mix = None
+        if self._views.mixing is not None:
+            batch = ops.shape(x)[0]
+            mix = augmentation_module.Mix(ops.ones((batch,), "float32"), ops.arange(batch))
+        return self._update(x, y, sample_weight, cached_logits, mix)
 
     def make_test_function(self, force=False):
         self._teachers.prepare(self.distribute_strategy)
@@ -484,7 +626,11 @@ class Distiller(LiveValuesMixin, keras.Model):
     # Serialization ---------------------------------------------------------
 
     def _random_states(self):
-        return random_states.random_states([self.student] + list(self.terms))
+        # Appended in this order, so that files saved before augmentation
+        # existed load their states at the same indices.
+        return random_states.random_states(
+            [self.student] + list(self.terms) + self._views.random_layers
+        )
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
@@ -516,6 +662,11 @@ class Distiller(LiveValuesMixin, keras.Model):
             "teacher_outputs": self.teacher_outputs,
             "skip_nonfinite_steps": self.skip_nonfinite_steps,
             "teacher_precision": self.teacher_precision,
+            **self._views.get_config(),
+            "teacher_inputs": (
+                None if self.teacher_inputs is None
+                else serialize(self.teacher_inputs)
+            ),
         }
 
     @classmethod
@@ -524,7 +675,9 @@ class Distiller(LiveValuesMixin, keras.Model):
 
 
 # Config entries holding serialized Keras objects (or lists of them).
-SERIALIZED_ENTRIES = ("teacher", "student", "temperature", "terms")
+SERIALIZED_ENTRIES = (
+    "teacher", "student", "temperature", "terms", "augmentation", "mixing", "teacher_inputs",
+)
 
 
 def deserialize_config(config, custom_objects=None, entries=SERIALIZED_ENTRIES):

@@ -64,3 +64,60 @@ def labeled_rows_weight(loss, y, y_pred, sample_weight):
         "float32",
     )
     return labeled if sample_weight is None else labeled * sample_weight
+
+
+# Reductions under which `loss(y, s, w_a) + loss(y_b, s, w_b)` is the loss of
+# the mixed labels (each is a plain sum over the batch, or that / its size).
+LINEAR_REDUCTIONS = ("sum", "sum_over_batch_size", "mean")
+
+
+def check_mixable(loss):
+    """Raises if mixed labels' losses cannot be split by weight under `loss`."""
+    if loss is None:
+        return
+    if getattr(loss, "reduction", None) not in LINEAR_REDUCTIONS:
+        raise ValueError(
+            "With `mixing`, the student loss on a mixed image is "
+            "w * loss(y) + (1 - w) * loss(y[partner]), which needs the loss "
+            f"reduction to be one of {LINEAR_REDUCTIONS}. Received: "
+            f"loss {loss.name!r} with reduction={getattr(loss, 'reduction', None)!r}"
+        )
+
+
+def _per_position(weight, like):
+    """`weight` `(batch,)` broadcast to the rank of the weights `like`."""
+    while len(weight.shape) < len(like.shape):
+        weight = ops.expand_dims(weight, -1)
+    return weight
+
+
+def mixed_weights(sample_weight, mix):
+    """A mixed example's weight: its two sources' weights, mixed."""
+    weight = _per_position(mix.weight, sample_weight)
+    partner = ops.take(sample_weight, mix.partner, axis=0)
+    return weight * sample_weight + (1.0 - weight) * partner
+
+
+def mixed_student_loss(loss, y, student_logits, sample_weight, mix):
+    """`w * loss(y) + (1 - w) * loss(y[partner])` with the user's own loss.
+
+    Args:
+        loss: The user's `keras.losses.Loss` (any label format: sparse ids
+            or one-hot), with a linear reduction (`check_mixable`).
+        y: The batch's labels (of the first image of each mix).
+        student_logits: The student's logits on the mixed images.
+        sample_weight: Per-position sample weights, or `None`.
+        mix: The batch's `keras_kd.augmentation.Mix`.
+
+    Returns:
+        The scalar float32 loss.
+    """
+    weight = mix.weight if sample_weight is None else _per_position(mix.weight, sample_weight)
+    own = weight if sample_weight is None else weight * sample_weight
+    partner_weight = 1.0 - weight
+    if sample_weight is not None:
+        partner_weight = partner_weight * ops.take(sample_weight, mix.partner, axis=0)
+    partner_y = ops.take(y, mix.partner, axis=0)
+    return student_loss(loss, y, student_logits, own) + student_loss(
+        loss, partner_y, student_logits, partner_weight
+    )

@@ -53,9 +53,10 @@ def _kill_when(process, marker, delay=0.0):
     assert process.returncode == -signal.SIGKILL, "".join(lines)
 
 
-def _fit(tmp_path, name, shuffle=False, kill_at=None):
+def _fit(tmp_path, name, shuffle=False, kill_at=None, augment=False, lose_random_states=False):
     backup, out = tmp_path / f"{name}_backup", tmp_path / f"{name}.npz"
-    flags = ["--shuffle"] if shuffle else []
+    flags = (["--shuffle"] if shuffle else []) + (["--augment"] if augment else [])
+    flags += ["--lose-view-states"] if lose_random_states else []
     if kill_at is not None:
         process = _start("tests.interruption_script", "--backup", backup, "--out", out,
                          "--pause-at", *kill_at, *flags)
@@ -82,6 +83,24 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
     # The last step (31) of the 32-step cosine from 8 to 1 set the temperature.
     expected = float(schedules.Cosine(8.0, 1.0, duration=32)(31))
     np.testing.assert_allclose(uninterrupted["temperature"], expected, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_fit_with_augmentation_resumes_to_the_uninterrupted_result(tmp_path):
+    # The augmentation's and the mixing's seed states are saved with the
+    # Distiller: the restored run draws the views the uninterrupted one drew.
+    uninterrupted = _fit(tmp_path, "uninterrupted", augment=True)
+    resumed = _fit(tmp_path, "resumed", kill_at=(2, 4), augment=True)
+    assert resumed["epochs_run"] == 2 and uninterrupted["epochs_run"] == 4
+    for key in uninterrupted:
+        if key != "epochs_run":
+            np.testing.assert_allclose(resumed[key], uninterrupted[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    # Without the saved states the draws (and so the weights) would differ.
+    restarted = _fit(tmp_path, "restarted", augment=True, kill_at=(2, 4), lose_random_states=True)
+    assert any(
+        not np.allclose(restarted[k], uninterrupted[k])
+        for k in uninterrupted if k.startswith("student_")
+    )
 
 
 @pytest.mark.slow

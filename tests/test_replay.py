@@ -1,0 +1,131 @@
+"""The replay cache: the student sees exactly the teacher's views, no teacher pass."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_kd
+from tests.test_augmentation import SPARSE
+from tests.test_augmentation import Recorder
+from tests.test_augmentation import _cnn
+from tests.test_augmentation import _data
+from tests.test_augmentation import _translate_and_flip
+
+VIEWS = 3
+
+
+def _examples(n=24):
+    x, y = _data(n)
+    return x, y, tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def _recording_teacher():
+    keras.utils.set_random_seed(0)
+    seen = Recorder(name="teacher_inputs")
+    return _cnn("teacher", 8, seen), seen
+
+
+def test_replayed_views_are_bit_identical_to_the_teachers_views():
+    teacher, teacher_seen = _recording_teacher()
+    x, y, examples = _examples()
+    augmentation = _translate_and_flip()
+    replay = keras_kd.ReplayCache.compute(
+        teacher, examples, augmentation, views=VIEWS, batch_size=10, verbose=0
+    )
+    teachers_views = np.concatenate(teacher_seen.seen)  # View after view, in order.
+    assert teachers_views.shape == (VIEWS * len(x),) + x.shape[1:]
+    student_seen = Recorder(name="student_inputs")
+    student = _cnn("student", 4, student_seen)
+    distiller = keras_kd.Distiller(teacher, student, augmentation=augmentation)
+    distiller.compile(loss=SPARSE, run_eagerly=True)
+    teacher_seen.seen.clear()
+    # Batches of 7 cut the views differently from the teacher's batches of 10.
+    distiller.fit(replay.attach(examples).batch(7), epochs=1, verbose=0)
+    assert teacher_seen.seen == []  # The teacher never ran.
+    np.testing.assert_array_equal(np.concatenate(student_seen.seen), teachers_views)
+    assert not np.allclose(teachers_views[: len(x)], x)
+    assert not np.allclose(teachers_views[: len(x)], teachers_views[len(x): 2 * len(x)])
+
+
+def test_loss_on_replayed_data_equals_the_online_loss_on_that_view():
+    teacher, teacher_seen = _recording_teacher()
+    x, y, examples = _examples(16)
+    augmentation = _translate_and_flip()
+    replay = keras_kd.ReplayCache.compute(teacher, examples, augmentation, views=1, verbose=0)
+    view = teacher_seen.seen[0]
+    keras.utils.set_random_seed(1)
+    student = _cnn("student")
+    distiller = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.4, augmentation=augmentation)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
+    replayed = distiller.fit(replay.attach(examples).batch(16), epochs=1, verbose=0)
+    # The same models, no augmentation, the teacher running on the view.
+    online = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.4)
+    online.compile(loss=SPARSE, run_eagerly=True)  # The recorder runs eagerly.
+    expected = online.evaluate(view, y, batch_size=16, return_dict=True, verbose=0)
+    for name in ("loss", "student_loss", "kl_loss"):
+        np.testing.assert_allclose(replayed.history[name][0], expected[name], rtol=1e-6, err_msg=name)
+
+
+def test_cache_on_disk_is_memory_mapped_and_keeps_float16_logits(tmp_path):
+    teacher, _ = _recording_teacher()
+    x, y, examples = _examples()
+    augmentation = _translate_and_flip()
+    in_memory = keras_kd.ReplayCache.compute(
+        teacher, examples, _translate_and_flip(), views=2, verbose=0, dtype="float16"
+    )
+    on_disk = keras_kd.ReplayCache.compute(
+        teacher, examples, augmentation, views=2, verbose=0, dtype="float16", path=tmp_path / "replay"
+    )
+    assert isinstance(on_disk.logits, np.memmap) and on_disk.logits.dtype == np.float16
+    np.testing.assert_array_equal(on_disk.logits, in_memory.logits)
+    for name, array in in_memory.transformations.items():
+        np.testing.assert_array_equal(on_disk.transformations[name], array)
+    assert not [f for f in os.listdir(tmp_path / "replay") if f.endswith(".tmp.npy") or ".tmp" in f]
+    loaded = keras_kd.ReplayCache.load(tmp_path / "replay", augmentation)
+    assert (loaded.views, len(loaded)) == (2, len(x))
+    # Without its fingerprint file (written last) a folder is no cache.
+    os.remove(tmp_path / "replay" / "replay.json")
+    with pytest.raises(ValueError, match="replay.json is missing"):
+        keras_kd.ReplayCache.load(tmp_path / "replay")
+
+
+def test_attaching_to_other_data_is_refused():
+    teacher, _ = _recording_teacher()
+    x, y, examples = _examples()
+    replay = keras_kd.ReplayCache.compute(teacher, examples, _translate_and_flip(), views=1, verbose=0)
+    with pytest.raises(ValueError, match="computed for other data"):
+        replay.attach(examples.shuffle(24, seed=0))
+
+
+@pytest.mark.parametrize(
+    "augmentation, message",
+    [
+        (keras.layers.RandomCrop(6, 6), "not per example"),
+        (lambda images: images + 1.0, "must be Keras augmentation layers"),
+    ],
+)
+def test_augmentation_that_cannot_be_replayed_is_refused(augmentation, message):
+    teacher, _ = _recording_teacher()
+    _, _, examples = _examples()
+    with pytest.raises(ValueError, match=message):
+        keras_kd.ReplayCache.compute(teacher, examples, augmentation, views=1, verbose=0)
+
+
+def test_replayed_data_needs_the_augmentation_and_no_mixing():
+    teacher, _ = _recording_teacher()
+    _, _, examples = _examples()
+    augmentation = _translate_and_flip()
+    attached = keras_kd.ReplayCache.compute(
+        teacher, examples, augmentation, views=1, verbose=0
+    ).attach(examples).batch(8)
+    without = keras_kd.Distiller(teacher, _cnn("student"))
+    without.compile(loss=SPARSE)
+    with pytest.raises(ValueError, match="augmentation=cache.augmentation"):
+        without.fit(attached, epochs=1, verbose=0)
+    mixing = keras_kd.Distiller(teacher, _cnn("student"), augmentation=augmentation, mixing="mixup")
+    mixing.compile(loss=SPARSE)
+    with pytest.raises(ValueError, match="cannot be replayed"):
+        mixing.fit(attached, epochs=1, verbose=0)
