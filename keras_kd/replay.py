@@ -231,10 +231,10 @@ class ReplayCache:
         result = cls(logits, stored, input_fingerprint, augmentation)
         if path is None:
             return result
-        result.save(path)
+        result._write(path)
         return cls.load(path, augmentation)
 
-    def save(self, path):
+    def _write(self, path):
         """Writes the cache into the folder `path`, atomically per file; the
         fingerprint file, written last, marks a complete cache."""
         path = os.path.abspath(os.fspath(path))
