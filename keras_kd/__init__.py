@@ -12,7 +12,9 @@ from keras_kd.ensemble import fuse
 from keras_kd.evaluation import EvaluationReport
 from keras_kd.evaluation import ModelEvaluation
 from keras_kd.evaluation import evaluate_models
+from keras_kd.evaluation import PairedComparison
 from keras_kd.evaluation import macro_f1_score
+from keras_kd.evaluation import mcnemar_test
 from keras_kd.evaluation import plot_histories
 from keras_kd.evaluation import summarize_reports
 from keras_kd.export import ConversionError
@@ -71,6 +73,8 @@ __all__ = [
     "distill_chain",
     "evaluate_models",
     "macro_f1_score",
+    "mcnemar_test",
+    "PairedComparison",
     "export_tflite",
     "fuse",
     "losses",

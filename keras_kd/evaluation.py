@@ -285,3 +285,59 @@ def _count(value):
 def _latency(values):
     values = [v for v in values if v is not None and math.isfinite(v)]
     return f"{statistics.median(values):.3f}" if values else "—"
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedComparison:
+    """Two models compared example by example (McNemar's exact test).
+
+    Attributes:
+        examples: Number of paired predictions (pooled over seeds).
+        only_first: Examples the first model got right and the second wrong.
+        only_second: Examples the second model got right and the first wrong.
+        gain: Accuracy of the second minus the first, in points.
+        p_value: Two-sided exact McNemar p-value: the probability, were both
+            models equally accurate, of a split of the discordant examples
+            at least this uneven.
+    """
+
+    examples: int
+    only_first: int
+    only_second: int
+    gain: float
+    p_value: float
+
+
+def mcnemar_test(first_correct, second_correct):
+    """McNemar's exact test on paired per-example correctness.
+
+    Args:
+        first_correct: Bool array, whether the first model classified each
+            example correctly (pool several seeds by concatenating).
+        second_correct: Bool array of the same shape, for the second model.
+
+    Returns:
+        A `PairedComparison`.
+
+    Example:
+
+    ```python
+    comparison = keras_kd.mcnemar_test(scratch_pred == y, distilled_pred == y)
+    print(f"{comparison.gain:+.2f} points, p = {comparison.p_value:.2g}")
+    ```
+    """
+    first = np.asarray(first_correct, bool).ravel()
+    second = np.asarray(second_correct, bool).ravel()
+    if first.shape != second.shape or first.size == 0:
+        raise ValueError(
+            "Arguments `first_correct` and `second_correct` must be non-empty "
+            f"and of the same shape. Received shapes {np.shape(first_correct)} "
+            f"and {np.shape(second_correct)}"
+        )
+    only_first = int(np.sum(first & ~second))
+    only_second = int(np.sum(second & ~first))
+    discordant = only_first + only_second
+    tail = sum(math.comb(discordant, k) for k in range(min(only_first, only_second) + 1))
+    p_value = 1.0 if discordant == 0 else min(1.0, 2 * tail / 2**discordant)
+    gain = 100.0 * (only_second - only_first) / first.size
+    return PairedComparison(int(first.size), only_first, only_second, gain, p_value)

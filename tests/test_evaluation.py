@@ -91,3 +91,22 @@ def test_precomputed_scores_row_and_macro_f1_column():
     assert "| 1,234 | — | — |" in table
     with pytest.raises(ValueError, match=r"the test data has 60. Received for 'short': scores of shape \(59, \d+\)"):
         keras_kd.evaluate_models({"short": scores[:59]}, (x, y))
+
+
+def test_mcnemar_matches_scipys_exact_binomial_test():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    first = rng.random(3000) < 0.88
+    second = first.copy()
+    flips = rng.choice(3000, 160, replace=False)
+    second[flips[:110]] = True  # Mostly fixes ...
+    second[flips[110:]] = False  # ... some new mistakes.
+    comparison = keras_kd.mcnemar_test(first, second)
+    only_first = int(np.sum(first & ~second))
+    only_second = int(np.sum(second & ~first))
+    assert (comparison.only_first, comparison.only_second) == (only_first, only_second)
+    expected = stats.binomtest(only_first, only_first + only_second, 0.5).pvalue
+    np.testing.assert_allclose(comparison.p_value, expected, rtol=1e-9)
+    np.testing.assert_allclose(comparison.gain, 100 * (second.mean() - first.mean()))
+    assert keras_kd.mcnemar_test(first, first).p_value == 1.0
