@@ -1,14 +1,14 @@
-"""The main job, end to end with tiny settings, on the embedded and the tfds data."""
+"""The main job, end to end: its defaults, its verdict, its selection."""
 
 import os
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_TFDS = ROOT.parent / "shared" / "tensorflow_datasets"
 
 
 def _run(*args, env_extra=None):
@@ -22,45 +22,63 @@ def _run(*args, env_extra=None):
 def test_help_explains_every_option():
     result = _run("demo", "--help")
     assert result.returncode == 0
-    for option in ("--dataset", "--data-dir", "--output", "--seeds", "--epochs", "--select"):
+    for option in ("--output", "--seeds", "--epochs", "--quiet", "--select", "--train-teacher"):
         assert option in result.stdout
 
 
-def _check_outputs(result, output):
+ROWS = (
+    "| teacher |", "| student: scratch, no augmentation", "| student: scratch, augmented",
+    "| student: distilled |", "| student: distilled, int8 TFLite (seed 0) |",
+)
+
+
+@pytest.mark.slow
+def test_demo_with_its_defaults(tmp_path):
+    """README's first command, as a newcomer runs it."""
+    output = tmp_path / "out"
+    result = _run("demo", "--output", str(output))
     assert result.returncode == 0, result.stderr[-3000:]
-    for row in ("| teacher |", "| scratch student |", "| distilled student |", "| distilled student, int8 TFLite |"):
+    for row in ROWS:
         assert row in result.stdout
     assert sorted(os.listdir(output)) == ["distilled_student_int8.tflite", "learning_curves.png", "results.md"]
+    # One progress line per trained model, no epoch logs.
+    assert sum(line.startswith("[") and "/9] seed" in line for line in result.stdout.splitlines()) == 9
+    assert "Epoch 1/" not in result.stdout
+    assert "McNemar's exact test on the 15000 pooled test predictions" in result.stdout
+    assert "Distillation clearly helped" in result.stdout or "Distillation did not" in result.stdout \
+        or "Distillation helped, by less" in result.stdout
 
 
-@pytest.mark.slow
-def test_demo_with_its_defaults_on_the_embedded_digits(tmp_path):
-    """README's first command, as a newcomer runs it (minus the progress lines)."""
-    output = tmp_path / "out"
-    result = _run("demo", "--quiet", "--output", str(output))
-    _check_outputs(result, output)
-    assert "(mean ± std, 3 seeds)" in result.stdout and "of 360" in result.stdout
-    assert "Distillation helped" in result.stdout or "Distillation did not beat" in result.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not SHARED_TFDS.is_dir(), reason="needs the offline tfds data in ../shared")
-def test_demo_on_tfds_mnist(tmp_path):
-    output = tmp_path / "mnist"
-    result = _run(
-        "demo", "--dataset", "mnist", "--data-dir", str(SHARED_TFDS), "--seeds", "1",
-        "--epochs", "1", "--teacher-epochs", "1", "--quiet", "--output", str(output),
-    )
-    _check_outputs(result, output)
-    assert "of 10000" in result.stdout
-
-
-@pytest.mark.slow
-def test_selection_scores_on_validation_only(capsys):
+def test_demo_verdict_reads_the_numbers_it_measured(tmp_path, monkeypatch):
     from keras_kd import demo
 
-    grid = {"student_units": (8,), "temperature": (4.0,), "alpha": (0.5,), "epochs": (2,)}
-    rows = demo.select("digits", seeds=2, grid=grid, verbose=0)
-    assert [r["method"] for r in rows].count("scratch") == 1 and len(rows) == 2
+    train, val, test = demo.load()
+    small = lambda split, n: (split[0][:n], split[1][:n])  # noqa: E731
+    monkeypatch.setattr(demo, "load", lambda *args: (small(train, 512), small(val, 256), small(test, 300)))
+    setting = demo.Setting(epochs=1)
+    results = demo.run(str(tmp_path / "out"), seeds=2, setting=setting, verbose=0)
+    comparison = results["comparison"]
+    assert comparison.examples == 600  # 2 seeds x 300 test images, paired.
+    gains = [d - b for d, b in zip(results["test_accuracy"]["distilled"],
+                                   results["test_accuracy"][results["baseline"]])]
+    np.testing.assert_allclose(comparison.gain, 100 * np.mean(gains), atol=1e-9)
+    # The baseline is the scratch variant better on validation.
+    val = results["val_accuracy"]
+    expected = max(("scratch, no augmentation", "scratch, augmented"), key=lambda m: np.mean(val[m]))
+    assert results["baseline"] == expected
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert f"p = {comparison.p_value:.2g}" in text
+
+
+@pytest.mark.slow
+def test_selection_scores_on_validation_only(monkeypatch, capsys):
+    from keras_kd import demo
+
+    train, val, _ = demo.load()
+    # The test split is never given: selection cannot read it.
+    monkeypatch.setattr(demo, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
+    grid = {"learning_rate": (0.01,), "temperature": (2.0,), "alpha": (0.1,), "views": (0, 2)}
+    rows = demo.select(seeds=2, grid=grid, setting=demo.Setting(epochs=1))
+    assert [r["method"] for r in rows].count("distilled") == 2 and len(rows) == 4
     assert all(len(r["val_accuracy"]) == 2 for r in rows)
-    assert "216 validation images" in capsys.readouterr().out  # Never the 360 test images.
+    assert "Validation accuracy (2000 images)" in capsys.readouterr().out

@@ -232,8 +232,6 @@ def test_chain_history_failing_mid_write(tmp_path, monkeypatch):
 
 
 def test_demo_results_failing_mid_write(tmp_path, monkeypatch):
-    import dataclasses
-
     from keras_kd import demo
 
     output = tmp_path / "out"
@@ -245,21 +243,13 @@ def test_demo_results_failing_mid_write(tmp_path, monkeypatch):
         _write_half_then_fail(path)
 
     monkeypatch.setattr(demo, "open", open_and_fail, raising=False)
-    monkeypatch.setattr(demo, "load", lambda *args: _tiny_digits())
-    setting = dataclasses.replace(
-        demo.DIGITS, teacher_units=(16,), teacher_epochs=1, student_units=8, epochs=1
-    )
+    train, val, test = demo.load()
+    small = lambda split, n: (split[0][:n], split[1][:n])  # noqa: E731
+    monkeypatch.setattr(demo, "load", lambda *args: (small(train, 256), small(val, 64), small(test, 64)))
     with pytest.raises(_Failure):
-        demo.run("digits", output=str(output), seeds=1, setting=setting, verbose=0)
+        demo.run(str(output), seeds=1, setting=demo.Setting(epochs=1), verbose=0)
     assert sorted(os.listdir(output)) == ["distilled_student_int8.tflite", "learning_curves.png", "results.md"]
     assert (output / "results.md").read_text() == "previous results\n"
-
-
-def _tiny_digits():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(120, 64)).astype("float32")
-    y = np.arange(120) % 10
-    return (x[:80], y[:80]), (x[80:], y[80:])
 
 
 _WRITING_METHODS = {"save", "save_weights", "export", "savefig", "write_bytes", "write_text", "tofile",
