@@ -27,6 +27,8 @@ def main(argv=None):
     demo.add_argument("--seeds", type=int, default=3, help="student seeds (default: 3)")
     demo.add_argument("--epochs", type=int, default=None, help="student epochs (default: the chosen setting's)")
     demo.add_argument("--quiet", action="store_true", help="only the table and the verdict")
+    demo.add_argument("--with-keras-distillation", action="store_true",
+                      help="also distil the same student with Keras's keras.distillation (a row more)")
     demo.add_argument("--select", action="store_true",
                       help="instead, run the validation search that chose the default setting")
     demo.add_argument("--train-teacher", action="store_true",
@@ -52,7 +54,8 @@ def main(argv=None):
     if args.select:
         demo_module.select(seeds=max(args.seeds, 2), setting=setting)
         return 0
-    demo_module.run(args.output, args.seeds, setting, verbose=0 if args.quiet else 1)
+    demo_module.run(args.output, args.seeds, setting, verbose=0 if args.quiet else 1,
+                    with_peer=args.with_keras_distillation)
     return 0
 
 
