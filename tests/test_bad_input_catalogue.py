@@ -165,6 +165,42 @@ def loss_weights_in_compile(teacher, folder):
     _distiller(teacher).compile(optimizer="adam", loss=SPARSE, loss_weights=[0.5])
 
 
+def _image_model(name):
+    keras.utils.set_random_seed(3)
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+         keras.layers.Dense(NUM_CLASSES)],
+        name=name,
+    )
+
+
+def augmentation_not_callable(teacher, folder):
+    _distiller(teacher, augmentation=0.1)
+
+
+def augmentation_that_resizes(teacher, folder):
+    keras_kd.Distiller(_image_model("teacher"), _image_model("student"),
+                       augmentation=keras.layers.RandomCrop(6, 6))
+
+
+def mixing_inside_augmentation(teacher, folder):
+    _distiller(teacher, augmentation=keras.Sequential([keras.layers.MixUp()]))
+
+
+def teacher_cache_with_augmentation(teacher, folder):
+    x, y = make_data(n=32)
+    cache = keras_kd.TeacherCache.compute(teacher, x, verbose=0)
+    distiller = _distiller(teacher, augmentation=lambda features: features * 1.0)
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    distiller.fit(cache.attach(x), y, epochs=1, verbose=0)
+
+
+def replay_of_a_per_batch_crop(teacher, folder):
+    images = np.zeros((16, 8, 8, 1), "float32")
+    keras_kd.ReplayCache.compute(_image_model("teacher"), images, keras.layers.RandomCrop(6, 6),
+                                 views=2, verbose=0)
+
+
 CASES = {
     case.__name__: case
     for case in [
@@ -177,6 +213,8 @@ CASES = {
         int8_without_representative_data, unknown_quantization,
         export_monitoring_an_unlogged_value, scheduler_on_a_plain_model,
         scheduler_for_an_unknown_value, schedule_that_goes_nonfinite,
+        augmentation_not_callable, augmentation_that_resizes, mixing_inside_augmentation,
+        teacher_cache_with_augmentation, replay_of_a_per_batch_crop,
     ]
 }
 
