@@ -247,3 +247,34 @@ def check_augmentation_shape(views, student):
     for layer in views.layers:
         shape = tuple(layer.compute_output_shape(shape))
     check_input_shape(shape, student, "student", KEEP_SIZE)
+
+
+def check_view_sources(views, cached_logits, drawn):
+    """Raises where cached teacher logits cannot belong to the training view.
+
+    Args:
+        views: The Distiller's `ConsistentAugmentation`.
+        cached_logits: Cached teacher logits in the batch, or `None`.
+        drawn: Replayed transformations in the batch, or `None`.
+    """
+    if drawn is not None and views.mixing is not None:
+        raise ValueError(
+            "Mixing pairs examples within a batch, so it cannot be replayed "
+            "from a keras_kd.ReplayCache: train with `mixing=` on the data "
+            "itself (the teacher then runs)."
+        )
+    if drawn is None and cached_logits is not None and views.augmentation is not None:
+        raise ValueError(
+            "The data carries cached teacher logits (a keras_kd.TeacherCache) "
+            "computed on the unaugmented images, but `augmentation` gives the "
+            "student other views: the logits would belong to other images. Use "
+            "a keras_kd.ReplayCache (it stores the teacher's logits per "
+            "augmented view), or drop the cache (the teacher then runs on every "
+            "view)."
+        )
+    if drawn is None and cached_logits is not None and views.mixing is not None:
+        raise ValueError(
+            "Mixing makes new images each step, so cached teacher logits cannot "
+            "belong to them: drop the cache (the teacher then runs on every "
+            "mixed view)."
+        )

@@ -330,32 +330,11 @@ class Distiller(LiveValuesMixin, keras.Model):
     def _training_view(self, x, cached_logits, drawn):
         """The one view of the batch both models see, and how it was mixed."""
         views = self._views
+        checks.check_view_sources(views, cached_logits, drawn)
         if drawn is not None:
-            if views.mixing is not None:
-                raise ValueError(
-                    "Mixing pairs examples within a batch, so it cannot be "
-                    "replayed from a keras_kd.ReplayCache: train with "
-                    "`mixing=` on the data itself (the teacher then runs)."
-                )
             x = replay.replay(views, x, drawn)
         elif views.augmentation is not None:
-            if cached_logits is not None:
-                raise ValueError(
-                    "The data carries cached teacher logits (a "
-                    "keras_kd.TeacherCache) computed on the unaugmented "
-                    "images, but `augmentation` gives the student other "
-                    "views: the logits would belong to other images. Use a "
-                    "keras_kd.ReplayCache (it stores the teacher's logits per "
-                    "augmented view), or drop the cache (the teacher then runs "
-                    "on every view)."
-                )
             x = views.view(x)[0]
-        if views.mixing is not None and cached_logits is not None:
-            raise ValueError(
-                "Mixing makes new images each step, so cached teacher logits "
-                "cannot belong to them: drop the cache (the teacher then runs "
-                "on every mixed view)."
-            )
         x, mix = views.mix(x)
         if views.enabled:
             checks.check_input_shape(x.shape, self.student, "student", checks.KEEP_SIZE)

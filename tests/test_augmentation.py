@@ -322,3 +322,13 @@ def test_replica_seed_is_a_seed_generator_without_a_variable_of_its_own():
     first = np.array(seed.next())
     assert first[0] == 3 + augmentation_module._REPLICA_STRIDE
     assert list(np.array(generator.state.value)) == [3, 1]
+
+
+def test_teacher_cache_with_mixing_is_refused():
+    x, y = _data()
+    teacher = _cnn("t", 8)
+    cache = keras_kd.TeacherCache.compute(teacher, x, verbose=0)
+    distiller = keras_kd.Distiller(teacher, _cnn("s"), mixing="mixup")
+    distiller.compile(loss=SPARSE)
+    with pytest.raises(ValueError, match="Mixing makes new images each step"):
+        distiller.fit(cache.attach(x), y, epochs=1, verbose=0)
