@@ -80,11 +80,15 @@ class Setting:
 
 
 DEFAULT = Setting()
+# The same search budget for both: 8 settings each, every one trained for
+# the same epochs at each seed, scored on the validation split.
 SELECTION_GRID = {
-    "learning_rate": (0.003, 0.01),
-    "temperature": (1.0, 2.0, 4.0),
-    "alpha": (0.0, 0.1, 0.5),
-    "views": (0, 10),
+    "scratch": {"learning_rate": (0.003, 0.006, 0.01, 0.02), "augmented": (False, True)},
+    "distilled": {
+        "learning_rate": (0.003, 0.01),
+        "temperature_alpha": ((2.0, 0.1), (4.0, 0.5)),
+        "views": (0, 10),
+    },
 }
 TEACHER_RECIPE = dict(epochs=40, batch_size=128, learning_rate=2e-3)
 
@@ -433,42 +437,51 @@ def _verdict(comparison, test_correct, baseline, int8_accuracy, distilled, test,
 def select(seeds=2, grid=None, setting=DEFAULT, data_path=DATA_PATH, teacher_path=TEACHER_PATH):
     """Scores every setting of `grid` on the validation split; prints a table.
 
-    The test split is not read. Scratch students (with and without the
-    augmentation) get the same learning-rate grid as the distilled one, at
-    the same epochs. Returns the rows, best first.
+    The test split is not read. The scratch student and the distilled one
+    get the same number of settings (`SELECTION_GRID`), trained for the same
+    epochs at the same seeds. Returns the rows, best first.
     """
     grid = grid or SELECTION_GRID
     train, val, _ = load(data_path)
     teacher = load_teacher(teacher_path)
     rows = []
 
-    def score(model):
-        return float(np.mean(_predictions(model, val[0]) == val[1]))
+    def record(method, candidate, scores, **shown):
+        rows.append({"method": method, "setting": candidate, "val_accuracy": scores, **shown})
+        print(f"{method:26s} " + " ".join(f"{k} {v}" for k, v in shown.items())
+              + f": {100 * statistics.mean(scores):.2f}%", flush=True)
 
-    for learning_rate in grid["learning_rate"]:
-        base = dataclasses.replace(setting, learning_rate=learning_rate)
-        for augmented in (False, True):
-            scores = [score(train_scratch(train, None, base, s, augmented)[0]) for s in range(seeds)]
-            rows.append({"method": f"scratch, {'augmented' if augmented else 'no augmentation'}",
-                         "setting": base, "val_accuracy": scores})
-            print(f"lr {learning_rate}: {rows[-1]['method']} {100 * statistics.mean(scores):.2f}%", flush=True)
-        for views in grid["views"]:
-            cached = teacher_outputs(teacher, train, dataclasses.replace(base, views=views))
-            for temperature, alpha in itertools.product(grid["temperature"], grid["alpha"]):
-                candidate = dataclasses.replace(base, views=views, temperature=temperature, alpha=alpha)
-                scores = [score(train_distilled(teacher, cached, train, None, candidate, s)[0])
-                          for s in range(seeds)]
-                rows.append({"method": "distilled", "setting": candidate, "val_accuracy": scores})
-                print(f"lr {learning_rate} views {views} T {temperature} alpha {alpha}: distilled "
-                      f"{100 * statistics.mean(scores):.2f}%", flush=True)
+    scratch = grid["scratch"]
+    for learning_rate, augmented in itertools.product(scratch["learning_rate"], scratch["augmented"]):
+        candidate = dataclasses.replace(setting, learning_rate=learning_rate)
+        scores = [score_on(train_scratch(train, None, candidate, s, augmented)[0], val) for s in range(seeds)]
+        method = f"scratch, {'augmented' if augmented else 'no augmentation'}"
+        record(method, candidate, scores, lr=learning_rate)
+    distilled = grid["distilled"]
+    for views in distilled["views"]:
+        cached = teacher_outputs(teacher, train, dataclasses.replace(setting, views=views))
+        for learning_rate, (temperature, alpha) in itertools.product(
+            distilled["learning_rate"], distilled["temperature_alpha"]
+        ):
+            candidate = dataclasses.replace(
+                setting, learning_rate=learning_rate, temperature=temperature, alpha=alpha, views=views
+            )
+            scores = [score_on(train_distilled(teacher, cached, train, None, candidate, s)[0], val)
+                      for s in range(seeds)]
+            record("distilled", candidate, scores, lr=learning_rate, views=views, T=temperature, alpha=alpha)
     rows.sort(key=lambda r: -statistics.mean(r["val_accuracy"]))
-    print(f"\nValidation accuracy ({len(val[0])} images), mean over {seeds} seeds, {setting.epochs} epochs:")
+    print(f"\nValidation accuracy ({len(val[0])} images), mean over {seeds} seeds, "
+          f"{setting.epochs} epochs; the test split is not read:")
     print("| method | learning rate | views | T | alpha | validation accuracy |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        s = r["setting"]
-        distilled = r["method"] == "distilled"
-        print(f"| {r['method']} | {s.learning_rate} | {s.views if distilled else '—'} "
-              f"| {s.temperature if distilled else '—'} | {s.alpha if distilled else '—'} "
+        s, is_distilled = r["setting"], r["method"] == "distilled"
+        print(f"| {r['method']} | {s.learning_rate} | {s.views if is_distilled else '—'} "
+              f"| {s.temperature if is_distilled else '—'} | {s.alpha if is_distilled else '—'} "
               f"| {100 * statistics.mean(r['val_accuracy']):.2f}% |")
     return rows
+
+
+def score_on(model, data):
+    """The accuracy of `model` on `(images, labels)`."""
+    return float(np.mean(_predictions(model, data[0]) == data[1]))

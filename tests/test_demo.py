@@ -77,7 +77,10 @@ def test_selection_scores_on_validation_only(monkeypatch, capsys):
     train, val, _ = demo.load()
     # The test split is never given: selection cannot read it.
     monkeypatch.setattr(demo, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
-    grid = {"learning_rate": (0.01,), "temperature": (2.0,), "alpha": (0.1,), "views": (0, 2)}
+    grid = {
+        "scratch": {"learning_rate": (0.01,), "augmented": (False, True)},
+        "distilled": {"learning_rate": (0.01,), "temperature_alpha": ((2.0, 0.1),), "views": (0, 2)},
+    }
     rows = demo.select(seeds=2, grid=grid, setting=demo.Setting(epochs=1))
     assert [r["method"] for r in rows].count("distilled") == 2 and len(rows) == 4
     assert all(len(r["val_accuracy"]) == 2 for r in rows)
