@@ -308,10 +308,32 @@ class ReplayCache:
                 f"{self.fingerprint}. Attach the cache to the exact dataset it "
                 "was computed from, before shuffling, or compute it again."
             )
-        stored = {name: _flat_views(array) for name, array in self.transformations.items()}
-        per_view = tf.data.Dataset.from_tensor_slices((_flat_views(self.logits), stored))
-        paired = tf.data.Dataset.zip((dataset.repeat(self.views), per_view))
+        paired = tf.data.Dataset.zip((dataset.repeat(self.views), self._stored_dataset()))
         return paired.map(_merge, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _stored_dataset(self):
+        """`(logits, transformations)` per example and view, view-major; read
+        chunk by chunk from the memory-mapped files of a cache on disk."""
+        if self.path is None:
+            stored = {name: _flat_views(array) for name, array in self.transformations.items()}
+            return tf.data.Dataset.from_tensor_slices((_flat_views(self.logits), stored))
+        logits, transformations = self.logits, self.transformations
+
+        def chunks():
+            for view in range(self.views):
+                for start in range(0, len(self), cache._CHUNK):
+                    end = start + cache._CHUNK
+                    yield (np.asarray(logits[view, start:end]),
+                           {name: np.asarray(a[view, start:end]) for name, a in transformations.items()})
+
+        def spec(array):
+            return tf.TensorSpec((None,) + array.shape[2:], tf.as_dtype(array.dtype))
+
+        signature = (spec(logits), {name: spec(a) for name, a in transformations.items()})
+        dataset = tf.data.Dataset.from_generator(chunks, output_signature=signature)
+        return dataset.unbatch().apply(
+            tf.data.experimental.assert_cardinality(self.views * len(self))
+        )
 
 
 def _flat_views(array):

@@ -129,3 +129,21 @@ def test_replayed_data_needs_the_augmentation_and_no_mixing():
     mixing.compile(loss=SPARSE)
     with pytest.raises(ValueError, match="cannot be replayed"):
         mixing.fit(attached, epochs=1, verbose=0)
+
+
+def test_cache_on_disk_attaches_the_same_elements_as_in_memory(tmp_path):
+    teacher, _ = _recording_teacher()
+    x, y, examples = _examples(20)
+    keras.utils.set_random_seed(4)
+    in_memory = keras_kd.ReplayCache.compute(teacher, examples, _translate_and_flip(), views=2, verbose=0)
+    keras.utils.set_random_seed(4)
+    on_disk = keras_kd.ReplayCache.compute(
+        teacher, examples, _translate_and_flip(), views=2, verbose=0, path=tmp_path / "replay"
+    )
+    pairs = zip(in_memory.attach(examples), on_disk.attach(examples))
+    count = 0
+    for (a, label_a), (b, label_b) in pairs:
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        assert label_a == label_b
+        count += 1
+    assert count == 40
