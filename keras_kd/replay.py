@@ -131,7 +131,8 @@ class ReplayCache:
     `attach` it to the same data.
 
     Args:
-        logits: Array `(views, examples, classes)`, the teacher's raw logits.
+        logits: Array `(views, examples, classes)`, the teacher's raw logits
+            (`(views, examples, teachers, classes)` for several teachers).
         transformations: Dict from `"<layer>/<key>"` to arrays `(views,
             examples, ...)`: what each view's layers drew.
         fingerprint: Int, the inputs' fingerprint (`keras_kd.cache.fingerprint`).
@@ -165,7 +166,10 @@ class ReplayCache:
         cache).
 
         Args:
-            teacher: The teacher `keras.Model` (called with `training=False`).
+            teacher: The teacher `keras.Model` (called with `training=False`),
+                or a list of teachers: their raw logits are then stored side
+                by side, `(views, examples, teachers, classes)`, for a
+                `Distiller` with the same list of teachers.
             dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`,
                 in a fixed order, or an array of inputs.
             augmentation: Keras augmentation layers: one, or a
@@ -200,8 +204,9 @@ class ReplayCache:
                 "`get_random_transformation`), so that views can be replayed. "
                 f"Received: augmentation={augmentation!r}"
             )
+        teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         if teacher_precision != "float32":
-            teacher = teacher_precision_module.inference_copy(teacher, teacher_precision)
+            teachers = [teacher_precision_module.inference_copy(t, teacher_precision) for t in teachers]
         dataset = cache._as_dataset(dataset)
         count, input_fingerprint = cache.fingerprint(dataset)
         if count == 0:
@@ -219,9 +224,9 @@ class ReplayCache:
                     leaves.update(_per_example_leaves(index, layer, transformation, len(x)))
                 for name, value in leaves.items():
                     view_stored.setdefault(name, []).append(np.asarray(value))
-                view_logits.append(
-                    np.asarray(tf.cast(logits_of(teacher(to_teacher(view), training=False)), "float32"))
-                )
+                inputs = to_teacher(view)
+                outputs = [tf.cast(logits_of(t(inputs, training=False)), "float32") for t in teachers]
+                view_logits.append(np.asarray(outputs[0] if len(outputs) == 1 else tf.stack(outputs, axis=1)))
                 progress.add(len(x))
             logits.append(np.concatenate(view_logits).astype(dtype))
             for name, parts in view_stored.items():

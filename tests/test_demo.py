@@ -78,7 +78,7 @@ def test_selection_scores_on_validation_only(monkeypatch, capsys):
     # The test split is never given: selection cannot read it.
     monkeypatch.setattr(demo, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
     grid = {
-        "scratch": {"learning_rate": (0.01,), "augmented": (False, True)},
+        "scratch": {"settings": ((0.01, None), (0.01, 0.1))},
         "distilled": {"learning_rate": (0.01,), "temperature_alpha": ((2.0, 0.1),), "views": (0, 2)},
     }
     rows = demo.select(seeds=2, grid=grid, setting=demo.Setting(epochs=1))

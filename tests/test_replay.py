@@ -147,3 +147,16 @@ def test_cache_on_disk_attaches_the_same_elements_as_in_memory(tmp_path):
         assert label_a == label_b
         count += 1
     assert count == 40
+
+
+def test_several_teachers_logits_are_stored_side_by_side():
+    teacher, _ = _recording_teacher()
+    other = _cnn("other_teacher", 6)
+    x, y, examples = _examples(12)
+    replay = keras_kd.ReplayCache.compute([teacher, other], examples, _translate_and_flip(), views=2,
+                                          verbose=0)
+    assert replay.logits.shape == (2, 12, 2, 5)
+    distiller = keras_kd.Distiller([teacher, other], _cnn("student"), augmentation=_translate_and_flip())
+    distiller.compile(loss=SPARSE)
+    history = distiller.fit(replay.attach(examples).batch(6), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
