@@ -42,13 +42,23 @@ def is_image_augmentation(layer):
     )
 
 
+def _is_deterministic(layer):
+    """Whether `layer` draws nothing (e.g. `Rescaling`, an adapted
+    `Normalization`): every variable it has is a weight, none a seed state."""
+    weights = {id(w) for w in layer.weights}
+    return isinstance(layer, keras.layers.Layer) and all(id(v) in weights for v in layer.variables)
+
+
 def _augmentation_layers(augmentation):
-    """The Keras augmentation layers `augmentation` consists of, or `None`."""
+    """The layers `augmentation` consists of, when each is a Keras augmentation
+    layer or draws nothing; else `None` (an opaque callable)."""
     if is_image_augmentation(augmentation):
         return [augmentation]
     if isinstance(augmentation, keras.Sequential):
         layers = augmentation.layers
-        if layers and all(is_image_augmentation(layer) for layer in layers):
+        if any(is_image_augmentation(layer) for layer in layers) and all(
+            is_image_augmentation(layer) or _is_deterministic(layer) for layer in layers
+        ):
             return list(layers)
     return None
 
@@ -80,10 +90,11 @@ def _mixing_layer(mixing, strength):
     layer, argument = MIXING_LAYERS[mixing]
     if strength is None:
         return layer()
-    if not isinstance(strength, (int, float)) or isinstance(strength, bool) or strength <= 0:
+    top = 1.0 if mixing == "cutmix" else float("inf")
+    if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not 0 < strength <= top:
+        bound = "in (0, 1] for 'cutmix' (Keras's CutMix `factor`)" if mixing == "cutmix" else "> 0"
         raise ValueError(
-            "Argument `mixing_strength` (the Beta distribution's concentration "
-            f"of the mixing weight) must be > 0. Received: mixing_strength={strength!r}"
+            f"Argument `mixing_strength` must be {bound}. Received: mixing_strength={strength!r}"
         )
     return layer(**{argument: float(strength)})
 
@@ -144,10 +155,13 @@ class ConsistentAugmentation:
             of them), any callable `x -> x`, or `None`.
         mixing: `None`, `"mixup"`, `"cutmix"`, or a `keras.layers.MixUp` /
             `keras.layers.CutMix` layer.
-        mixing_strength: Optional float > 0, the concentration of the Beta
-            distribution the mixing weight is drawn from (Keras's MixUp
-            `alpha`, CutMix `factor`; named so as not to be confused with the
-            Distiller's `alpha`). Defaults to `None` (Keras's default).
+        mixing_strength: Optional float, how strongly images are mixed
+            (named so as not to be confused with the Distiller's `alpha`):
+            for mixup, the concentration `a > 0` of the `Beta(a, a)`
+            distribution of the mixing weight (Keras's MixUp `alpha`); for
+            cutmix, a value in (0, 1]: each batch draws the concentration
+            uniformly from `[0, mixing_strength]` (Keras's CutMix `factor`).
+            Defaults to `None` (Keras's defaults, 0.2 and 1.0).
     """
 
     def __init__(self, augmentation=None, mixing=None, mixing_strength=None):
@@ -173,11 +187,6 @@ class ConsistentAugmentation:
         return self.augmentation is not None or self.mixing is not None
 
     @property
-    def replayable(self):
-        """Whether views can be replayed from their drawn transformations."""
-        return self.augmentation is None or self.layers is not None
-
-    @property
     def random_layers(self):
         """The layers whose seed-generator states make the draws."""
         layers = []
@@ -187,52 +196,41 @@ class ConsistentAugmentation:
             layers.append(self.mixing)
         return layers
 
-    def draw(self, x):
-        """Draws one transformation per augmentation layer for batch `x`.
+    def view(self, x):
+        """Augments the batch `x` once.
 
         Args:
             x: The batch of images.
 
         Returns:
-            A list of transformation dicts (Keras's own structures), one per
-            layer. Each is drawn on the image the previous layers produce,
-            so call `apply` rather than re-using them on other images.
+            `(view, transformations)`: the augmented batch, and the list of
+            what each Keras augmentation layer drew (`None` for another
+            callable).
         """
-        if self.layers is None:
-            raise ValueError(
-                "Only Keras augmentation layers (each with "
-                "`get_random_transformation` and `transform_images`) can be "
-                f"drawn and replayed; {self.augmentation!r} is another callable."
-            )
-        return self.view(x)[1]
-
-    def view(self, x):
-        """`(view, transformations)`: `x` augmented once, and what was drawn."""
         if self.layers is None:
             if isinstance(self.augmentation, keras.layers.Layer):
                 return self.augmentation(x, training=True), None
             return self.augmentation(x), None
         transformations = []
         for layer in self.layers:
+            if not is_image_augmentation(layer):  # Draws nothing: applied as it is.
+                transformations.append(None)
+                x = layer(x)
+                continue
             transformation = layer.get_random_transformation(x, training=True, seed=_seed(layer))
             transformations.append(transformation)
             x = layer.transform_images(x, transformation, training=True)
         return x, transformations
 
-    def apply(self, x, transformations):
-        """Replays drawn `transformations` (from `draw`/`view`) on `x`."""
-        if len(transformations) != len(self.layers or []):
-            raise ValueError(
-                f"The replayed views hold {len(transformations)} transformations, "
-                f"the Distiller's `augmentation` has {len(self.layers or [])} "
-                "layers: pass the augmentation the cache was computed with."
-            )
-        for layer, transformation in zip(self.layers, transformations):
-            x = layer.transform_images(x, transformation, training=True)
-        return x
-
     def mix(self, x):
-        """Mixes batch `x`; returns `(mixed, Mix)`, or `(x, None)` without mixing."""
+        """Mixes the batch `x` with a permutation of itself.
+
+        Args:
+            x: The (augmented) batch of images.
+
+        Returns:
+            `(mixed images, Mix)`, or `(x, None)` without mixing.
+        """
         if self.mixing is None:
             return x, None
         transformation = self.mixing.get_random_transformation(

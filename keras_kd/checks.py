@@ -215,7 +215,14 @@ def check_alpha_without_labels(alpha):
 
 
 def check_input_shape(shape, model, role, fix):
-    """Raises if a batch of `shape` does not fit `model`'s (single) input."""
+    """Raises if an augmented batch of `shape` does not fit `model`'s input.
+
+    Args:
+        shape: The batch's static shape, or `None` (not checked).
+        model: The model that takes it (checked when it has one input).
+        role: `"student"`, or how the teacher is named in the message.
+        fix: The sentence saying how to fix it.
+    """
     inputs = getattr(model, "inputs", None)
     if not inputs or len(inputs) != 1 or shape is None:
         return
@@ -260,8 +267,9 @@ def check_view_sources(views, cached_logits, drawn):
     if drawn is not None and views.mixing is not None:
         raise ValueError(
             "Mixing pairs examples within a batch, so it cannot be replayed "
-            "from a keras_kd.ReplayCache: train with `mixing=` on the data "
-            "itself (the teacher then runs)."
+            "from a keras_kd.ReplayCache: drop `mixing=` to train on the "
+            "replayed views, or train on the data itself without "
+            "`ReplayCache.attach` (the teacher then runs on every mixed view)."
         )
     if drawn is None and cached_logits is not None and views.augmentation is not None:
         raise ValueError(
@@ -277,4 +285,15 @@ def check_view_sources(views, cached_logits, drawn):
             "Mixing makes new images each step, so cached teacher logits cannot "
             "belong to them: drop the cache (the teacher then runs on every "
             "mixed view)."
+        )
+
+
+def check_not_replayed(drawn):
+    """Raises for replayed views outside training (`evaluate`, `compute_loss`)."""
+    if drawn is not None:
+        raise ValueError(
+            "Evaluation data holds replayed views (a keras_kd.ReplayCache): "
+            "evaluation never augments, and these teacher logits belong to the "
+            "augmented views. Evaluate on the plain data, or on a "
+            "keras_kd.TeacherCache of the raw validation images."
         )

@@ -102,9 +102,11 @@ class Distiller(LiveValuesMixin, keras.Model):
             `w * loss(y) + (1 - w) * loss(y[partner])` with the user's own loss
             and the drawn weights `w`. With `alpha=0` this is function
             matching. Defaults to `None`.
-        mixing_strength: Float > 0, the concentration of the Beta
-            distribution of the mixing weight (Keras's MixUp `alpha`, CutMix
-            `factor`). Defaults to `None` (Keras's defaults, 0.2 and 1.0).
+        mixing_strength: How strongly images are mixed: for mixup the
+            concentration `a > 0` of `Beta(a, a)` (Keras's MixUp `alpha`), for
+            cutmix a value in (0, 1] (Keras's CutMix `factor`: the upper end
+            of the range each batch draws its concentration from). Defaults to
+            `None` (Keras's defaults, 0.2 and 1.0).
         teacher_inputs: Optional function from the student's (augmented)
             batch to the teacher's inputs, for a teacher that takes another
             resolution or encoding of the same view. Defaults to `None` (the
@@ -370,7 +372,8 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached_logits = cache.split_cached(x)
+        x, cached_logits, drawn = replay.split(x)
+        checks.check_not_replayed(drawn)
         teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
         y_pred = self._student_pass(x, training=False)
         self.compute_loss(
@@ -415,7 +418,8 @@ class Distiller(LiveValuesMixin, keras.Model):
             share of it, as Keras's own `compute_loss` returns.
         """
         if teacher_outputs is None:
-            x, cached_logits = cache.split_cached(x)
+            x, cached_logits, drawn = replay.split(x)
+            checks.check_not_replayed(drawn)
             teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
         if y_pred is None or (not isinstance(y_pred, dict) and self._student_view.layer_names):
             y_pred = self._student_pass(x, training)  # Terms read its layers too.
@@ -606,10 +610,10 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def _random_states(self):
         # Appended in this order, so that files saved before augmentation
-        # existed load their states at the same indices.
-        return random_states.random_states(
-            [self.student] + list(self.terms) + self._views.random_layers
-        )
+        # existed load their states at the same indices. The augmentation is
+        # not tracked as a sublayer: all its variables are saved here.
+        states = random_states.random_states([self.student] + list(self.terms))
+        return states + [v for layer in self._views.random_layers for v in layer.variables]
 
     def save_own_variables(self, store):
         super().save_own_variables(store)

@@ -292,13 +292,16 @@ class PairedComparison:
     """Two models compared example by example (McNemar's exact test).
 
     Attributes:
-        examples: Number of paired predictions (pooled over seeds).
-        only_first: Examples the first model got right and the second wrong.
-        only_second: Examples the second model got right and the first wrong.
-        gain: Accuracy of the second minus the first, in points.
-        p_value: Two-sided exact McNemar p-value: the probability, were both
-            models equally accurate, of a split of the discordant examples
-            at least this uneven.
+        examples: Number of test examples (each counted once, whatever the
+            number of seeds).
+        only_first: Examples on which the first model did better (with one
+            seed: right where the second was wrong).
+        only_second: Examples on which the second model did better.
+        gain: Accuracy of the second minus the first, in points (averaged
+            over seeds).
+        p_value: Two-sided exact p-value: the probability, were both models
+            equally accurate, of a split of the examples on which they
+            differ at least this uneven.
     """
 
     examples: int
@@ -311,9 +314,19 @@ class PairedComparison:
 def mcnemar_test(first_correct, second_correct):
     """McNemar's exact test on paired per-example correctness.
 
+    With one seed per model, `first_correct` and `second_correct` are bool
+    arrays over the test examples and this is McNemar's exact test: the
+    examples exactly one model gets right are split between the two models
+    as a fair coin would, under the null hypothesis. With several seeds,
+    pass `(seeds, examples)` arrays: each example counts once, as the sign of
+    the difference of its correctness averaged over the seeds (a sign test,
+    which is McNemar's for one seed). The seeds' predictions on the same image
+    are not independent, so they are not pooled as separate examples.
+
     Args:
-        first_correct: Bool array, whether the first model classified each
-            example correctly (pool several seeds by concatenating).
+        first_correct: Bool array `(examples,)` or `(seeds, examples)`,
+            whether the first model (e.g. the scratch student) classified
+            each example correctly.
         second_correct: Bool array of the same shape, for the second model.
 
     Returns:
@@ -322,22 +335,26 @@ def mcnemar_test(first_correct, second_correct):
     Example:
 
     ```python
-    comparison = keras_kd.mcnemar_test(scratch_pred == y, distilled_pred == y)
+    comparison = keras_kd.mcnemar_test(
+        [p == y_test for p in scratch_predictions],     # one row per seed
+        [p == y_test for p in distilled_predictions],
+    )
     print(f"{comparison.gain:+.2f} points, p = {comparison.p_value:.2g}")
     ```
     """
-    first = np.asarray(first_correct, bool).ravel()
-    second = np.asarray(second_correct, bool).ravel()
-    if first.shape != second.shape or first.size == 0:
+    first = np.asarray(first_correct, bool)
+    second = np.asarray(second_correct, bool)
+    if first.shape != second.shape or first.size == 0 or first.ndim not in (1, 2):
         raise ValueError(
             "Arguments `first_correct` and `second_correct` must be non-empty "
-            f"and of the same shape. Received shapes {np.shape(first_correct)} "
-            f"and {np.shape(second_correct)}"
+            "bool arrays of the same shape, (examples,) or (seeds, examples). "
+            f"Received: shapes {np.shape(first_correct)} and {np.shape(second_correct)}"
         )
-    only_first = int(np.sum(first & ~second))
-    only_second = int(np.sum(second & ~first))
+    first, second = np.atleast_2d(first), np.atleast_2d(second)
+    difference = second.mean(axis=0) - first.mean(axis=0)
+    only_first = int(np.sum(difference < 0))
+    only_second = int(np.sum(difference > 0))
     discordant = only_first + only_second
     tail = sum(math.comb(discordant, k) for k in range(min(only_first, only_second) + 1))
     p_value = 1.0 if discordant == 0 else min(1.0, 2 * tail / 2**discordant)
-    gain = 100.0 * (only_second - only_first) / first.size
-    return PairedComparison(int(first.size), only_first, only_second, gain, p_value)
+    return PairedComparison(first.shape[1], only_first, only_second, 100.0 * float(difference.mean()), p_value)

@@ -43,6 +43,7 @@ from keras_kd import cache
 from keras_kd import files
 from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd.augmentation import ConsistentAugmentation
+from keras_kd.augmentation import is_image_augmentation
 from keras_kd.views import logits_of
 
 TRANSFORMATIONS_KEY = "keras_kd_transformations"
@@ -59,11 +60,12 @@ def split(x):
 
 def _per_example_leaves(layer_index, layer, transformation, batch_size):
     """`{"<layer>/<key>": tensor}` of a transformation's per-example entries."""
-    if not isinstance(transformation, dict):
+    if not isinstance(transformation, dict) or any(isinstance(v, dict) for v in transformation.values()):
         raise ValueError(
             f"The augmentation layer {layer.name!r} ({type(layer).__name__}) "
-            "draws a transformation that is not per example, so its views "
-            "cannot be replayed; keep it online (no ReplayCache)."
+            "draws a transformation that is not a flat dict of per-example "
+            "tensors, so its views cannot be replayed; keep it online (no "
+            "ReplayCache)."
         )
     leaves = {}
     for key, value in transformation.items():
@@ -99,17 +101,21 @@ def replay(augmentation, x, stored):
             "pass the augmentation the cache was computed with, "
             "Distiller(..., augmentation=cache.augmentation)."
         )
-    count = 1 + max(int(name.split("/")[0]) for name in stored)
-    if count != len(layers):
+    indices = {int(name.split("/")[0]) for name in stored}
+    if indices and max(indices) >= len(layers):
         raise ValueError(
-            f"The replayed views were drawn by {count} augmentation layers, the "
-            f"Distiller's `augmentation` has {len(layers)}: pass the "
-            "augmentation the cache was computed with."
+            f"The replayed views were drawn by at least {max(indices) + 1} "
+            f"augmentation layers, the Distiller's `augmentation` has "
+            f"{len(layers)}: pass the augmentation the cache was computed with."
         )
     for index, layer in enumerate(layers):
-        # Drawn with a fixed int seed (stateless): only its structure and
-        # the batch's shapes are kept; its random entries are replaced.
-        transformation = dict(layer.get_random_transformation(x, training=True, seed=0))
+        if not is_image_augmentation(layer):  # Draws nothing: applied as it is.
+            x = layer(x)
+            continue
+        # Drawn with a fixed int seed (stateless; 1, not 0, which some
+        # layers read as "no seed"): only its structure and the batch's
+        # shapes are kept; its random entries are replaced.
+        transformation = dict(layer.get_random_transformation(x, training=True, seed=1))
         for name, value in stored.items():
             layer_index, key = name.split("/", 1)
             if int(layer_index) == index:
@@ -221,7 +227,8 @@ class ReplayCache:
                 view, transformations = drawn.view(x)
                 leaves = {}
                 for index, (layer, transformation) in enumerate(zip(drawn.layers, transformations)):
-                    leaves.update(_per_example_leaves(index, layer, transformation, len(x)))
+                    if transformation is not None:
+                        leaves.update(_per_example_leaves(index, layer, transformation, len(x)))
                 for name, value in leaves.items():
                     view_stored.setdefault(name, []).append(np.asarray(value))
                 inputs = to_teacher(view)

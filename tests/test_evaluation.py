@@ -110,3 +110,16 @@ def test_mcnemar_matches_scipys_exact_binomial_test():
     np.testing.assert_allclose(comparison.p_value, expected, rtol=1e-9)
     np.testing.assert_allclose(comparison.gain, 100 * (second.mean() - first.mean()))
     assert keras_kd.mcnemar_test(first, first).p_value == 1.0
+
+
+def test_mcnemar_with_seeds_counts_each_example_once():
+    # Three seeds, four examples: the second model better on examples 0 and
+    # 1 on average, worse on 2, level on 3.
+    first = np.array([[0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 1, 1]], bool)
+    second = np.array([[1, 1, 0, 1], [0, 1, 1, 0], [1, 1, 0, 1]], bool)
+    comparison = keras_kd.mcnemar_test(first, second)
+    assert (comparison.examples, comparison.only_first, comparison.only_second) == (4, 1, 2)
+    np.testing.assert_allclose(comparison.gain, 100 * (second.mean() - first.mean()))
+    np.testing.assert_allclose(comparison.p_value, 1.0)  # 2 vs 1 of 3: no evidence.
+    with pytest.raises(ValueError, match="Arguments `first_correct` and `second_correct`"):
+        keras_kd.mcnemar_test(first, second[:2])

@@ -103,7 +103,7 @@ def test_attaching_to_other_data_is_refused():
 @pytest.mark.parametrize(
     "augmentation, message",
     [
-        (keras.layers.RandomCrop(6, 6), "not per example"),
+        (keras.layers.RandomCrop(6, 6), "not a flat dict of per-example tensors"),
         (lambda images: images + 1.0, "must be Keras augmentation layers"),
     ],
 )
@@ -160,3 +160,31 @@ def test_several_teachers_logits_are_stored_side_by_side():
     distiller.compile(loss=SPARSE)
     history = distiller.fit(replay.attach(examples).batch(6), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_replay_of_rotation_zoom_and_a_deterministic_layer_is_bit_identical():
+    teacher, teacher_seen = _recording_teacher()
+    x, y, examples = _examples(20)
+    augmentation = keras.Sequential([
+        keras.layers.Rescaling(2.0, offset=-1.0),  # Draws nothing: applied as it is.
+        keras.layers.RandomRotation(0.2, seed=3),
+        keras.layers.RandomZoom(0.2, seed=4),
+    ])
+    replay = keras_kd.ReplayCache.compute(teacher, examples, augmentation, views=2, batch_size=8, verbose=0)
+    teachers_views = np.concatenate(teacher_seen.seen)
+    student_seen = Recorder(name="student_inputs")
+    distiller = keras_kd.Distiller(teacher, _cnn("student", 4, student_seen), augmentation=augmentation)
+    distiller.compile(loss=SPARSE, run_eagerly=True)
+    distiller.fit(replay.attach(examples).batch(6), epochs=1, verbose=0)
+    np.testing.assert_array_equal(np.concatenate(student_seen.seen), teachers_views)
+
+
+def test_evaluating_on_replayed_views_is_refused():
+    teacher, _ = _recording_teacher()
+    _, _, examples = _examples()
+    augmentation = _translate_and_flip()
+    attached = keras_kd.ReplayCache.compute(teacher, examples, augmentation, views=1, verbose=0).attach(examples)
+    distiller = keras_kd.Distiller(teacher, _cnn("student"), augmentation=augmentation)
+    distiller.compile(loss=SPARSE)
+    with pytest.raises(ValueError, match="evaluation never augments"):
+        distiller.evaluate(attached.batch(8), verbose=0)
