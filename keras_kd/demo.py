@@ -66,7 +66,12 @@ class Setting:
         student_filters: The student CNN's two convolution widths.
         epochs: Student epochs (scratch and distilled alike).
         batch_size: Student batch size.
-        learning_rate: Adam's initial learning rate (cosine decay to 0).
+        learning_rate: Adam's initial learning rate (cosine decay to 0) for
+            the distilled student.
+        scratch_learning_rate: The same for the scratch student without
+            augmentation (each gets its best rate on validation).
+        augmented_learning_rate: The same for the scratch student with the
+            augmentation.
         temperature: The distillation temperature `T`.
         alpha: The weight of the label loss (the rest goes to `T² · KL`).
         views: `0`: the teacher's logits on the training images, cached
@@ -80,8 +85,10 @@ class Setting:
     epochs: int = 45
     batch_size: int = 128
     learning_rate: float = 0.01
-    temperature: float = 2.0
-    alpha: float = 0.1
+    scratch_learning_rate: float = 0.003
+    augmented_learning_rate: float = 0.01
+    temperature: float = 4.0
+    alpha: float = 0.5
     views: int = 0
     translation: float = 0.1
 
@@ -223,8 +230,9 @@ def train_scratch(train, val, setting, seed, augmented):
     """The student on the labels alone, with or without the augmentation."""
     keras.utils.set_random_seed(seed)
     student = student_model(setting, "scratch_student")
+    learning_rate = setting.augmented_learning_rate if augmented else setting.scratch_learning_rate
     student.compile(
-        optimizer=_optimizer(setting.learning_rate, setting.epochs, setting.batch_size, len(train[0])),
+        optimizer=_optimizer(learning_rate, setting.epochs, setting.batch_size, len(train[0])),
         loss=_loss(), metrics=["accuracy"],
     )
     data = tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[0]), seed=seed)
@@ -490,7 +498,10 @@ def select(seeds=2, grid=None, setting=DEFAULT, data_path=DATA_PATH, teacher_pat
 
     for learning_rate, translation in grid["scratch"]["settings"]:
         augmented = translation is not None
-        candidate = dataclasses.replace(setting, learning_rate=learning_rate, translation=translation or 0.0)
+        candidate = dataclasses.replace(
+            setting, scratch_learning_rate=learning_rate, augmented_learning_rate=learning_rate,
+            translation=translation or 0.0,
+        )
         scores = [score_on(train_scratch(train, None, candidate, s, augmented)[0], val) for s in range(seeds)]
         method = f"scratch, {'augmented' if augmented else 'no augmentation'}"
         record(method, candidate, scores, lr=learning_rate,
@@ -515,7 +526,8 @@ def select(seeds=2, grid=None, setting=DEFAULT, data_path=DATA_PATH, teacher_pat
     for r in rows:
         s, is_distilled = r["setting"], r["method"] == "distilled"
         shown = r.get("augmentation") or (f"flip + translation {s.translation}" if s.views else "none")
-        print(f"| {r['method']} | {s.learning_rate} | {shown} | {s.views if is_distilled else '—'} "
+        rate = s.learning_rate if is_distilled else s.scratch_learning_rate
+        print(f"| {r['method']} | {rate} | {shown} | {s.views if is_distilled else '—'} "
               f"| {s.temperature if is_distilled else '—'} | {s.alpha if is_distilled else '—'} "
               f"| {100 * statistics.mean(r['val_accuracy']):.2f}% |")
     return rows
