@@ -108,6 +108,9 @@ SELECTION_GRID = {
         "views": (0, 10),
     },
 }
+# Students are validated every few epochs (for the curves), not every one: it
+# is cheap per epoch and not in total.
+VALIDATION_FREQ = 5
 TEACHER_RECIPE = dict(epochs=40, batch_size=128, learning_rate=2e-3)
 
 
@@ -240,7 +243,8 @@ def train_scratch(train, val, setting, seed, augmented):
     if augmented:
         views = augmentation(setting, seed=seed)
         data = data.map(lambda x, y: (views(x, training=True), y), num_parallel_calls=2)
-    history = student.fit(data.prefetch(2), epochs=setting.epochs, validation_data=val, verbose=0)
+    history = student.fit(data.prefetch(2), epochs=setting.epochs, validation_data=val,
+                          validation_freq=_validation_freq(setting), verbose=0)
     return student, history
 
 
@@ -289,12 +293,12 @@ def train_distilled(teachers, cached, train, val, setting, seed):
         )
         history = distiller.fit(
             data, epochs=setting.epochs, steps_per_epoch=-(-len(train[0]) // setting.batch_size),
-            validation_data=val, verbose=0,
+            validation_data=val, validation_freq=_validation_freq(setting), verbose=0,
         )
     else:
         history = distiller.fit(
             cached.attach(train[0]), train[1], batch_size=setting.batch_size,
-            epochs=setting.epochs, validation_data=val, verbose=0,
+            epochs=setting.epochs, validation_data=val, validation_freq=_validation_freq(setting), verbose=0,
         )
     return student, history
 
@@ -317,8 +321,14 @@ def train_with_keras_distillation(teacher, train, val, setting, seed):
         loss=_loss(), metrics=["accuracy"],
     )
     history = distiller.fit(*train, batch_size=setting.batch_size, epochs=setting.epochs,
-                            validation_data=val, verbose=0)
+                            validation_data=val, validation_freq=_validation_freq(setting), verbose=0)
     return student, history
+
+
+def _validation_freq(setting):
+    """`VALIDATION_FREQ` where it divides the epochs (the last epoch is then
+    validated), else every epoch."""
+    return VALIDATION_FREQ if setting.epochs % VALIDATION_FREQ == 0 else 1
 
 
 def _predictions(model, images):
@@ -407,6 +417,7 @@ def run(output="demo_output", seeds=3, setting=DEFAULT, data_path=DATA_PATH, tea
     plot = evaluation.plot_histories(
         {m: histories[m] for m in methods}, os.path.join(output, "learning_curves.png"),
         title=f"Fashion-MNIST subset: validation accuracy (mean, min-max over {seeds} seeds)",
+        validation_freq=_validation_freq(setting),
     )
     elapsed = time.perf_counter() - start
     verdict = _verdict(comparison, test_correct, baseline, int8_accuracy, models["distilled"][0], test,

@@ -208,7 +208,7 @@ def summarize_reports(reports, macro_f1=False):
     return "\n".join(lines)
 
 
-def plot_histories(histories, path, metric="val_accuracy", title=None):
+def plot_histories(histories, path, metric="val_accuracy", title=None, validation_freq=1):
     """Writes a PNG of learning curves, atomically.
 
     Args:
@@ -218,6 +218,9 @@ def plot_histories(histories, path, metric="val_accuracy", title=None):
         path: The `.png` path.
         metric: The logged value to draw. Defaults to `"val_accuracy"`.
         title: Optional title. Defaults to `None`.
+        validation_freq: Int, the `fit(validation_freq=...)` the histories
+            were logged with: point `i` is epoch `(i + 1) * validation_freq`.
+            Defaults to `1`.
 
     Returns:
         The path written.
@@ -231,8 +234,8 @@ def plot_histories(histories, path, metric="val_accuracy", title=None):
     for label, runs in histories.items():
         runs = runs if isinstance(runs, (list, tuple)) else [runs]
         curves = np.array([_history_dict(run)[metric] for run in runs], dtype=float)
-        epochs = np.arange(1, curves.shape[1] + 1)
-        axis.plot(epochs, curves.mean(0), label=label)
+        epochs = np.arange(1, curves.shape[1] + 1) * validation_freq
+        axis.plot(epochs, curves.mean(0), label=label, marker="o" if validation_freq > 1 else None)
         if len(curves) > 1:
             axis.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.2)
     axis.set_xlabel("epoch")
