@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# Keras's mixing layers and the name of their Beta concentration argument.
+# Keras's mixing layers and the name of the argument `mixing_strength` sets.
 MIXING_LAYERS = {"mixup": (keras.layers.MixUp, "alpha"), "cutmix": (keras.layers.CutMix, "factor")}
 # Each replica adds `replica_id * _REPLICA_STRIDE` to the first seed word.
 _REPLICA_STRIDE = 1_000_003
@@ -184,11 +184,14 @@ class ConsistentAugmentation:
 
     @property
     def enabled(self):
+        """Whether training batches are augmented or mixed at all."""
         return self.augmentation is not None or self.mixing is not None
 
     @property
     def random_layers(self):
-        """The layers whose seed-generator states make the draws."""
+        """The layers the Distiller saves every variable of (they are not
+        tracked as its sublayers): their seed states, and the weights of
+        layers that draw nothing (e.g. an adapted `Normalization`)."""
         layers = []
         if isinstance(self.augmentation, keras.layers.Layer):
             layers.append(self.augmentation)
@@ -204,8 +207,8 @@ class ConsistentAugmentation:
 
         Returns:
             `(view, transformations)`: the augmented batch, and the list of
-            what each Keras augmentation layer drew (`None` for another
-            callable).
+            what each layer drew (`None` for a layer that draws nothing), or
+            `None` for another callable.
         """
         if self.layers is None:
             if isinstance(self.augmentation, keras.layers.Layer):
