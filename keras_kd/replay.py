@@ -155,9 +155,11 @@ class ReplayCache:
 
     @property
     def views(self):
+        """The number of stored views per example."""
         return int(self.logits.shape[0])
 
     def __len__(self):
+        """The number of examples."""
         return int(self.logits.shape[1])
 
     @classmethod
@@ -274,6 +276,9 @@ class ReplayCache:
             path: The cache's folder.
             augmentation: The augmentation it was computed with (kept as
                 `cache.augmentation`). Defaults to `None`.
+
+        Returns:
+            A `ReplayCache` whose arrays are memory-mapped.
         """
         path = os.path.abspath(os.fspath(path))
         try:
