@@ -205,7 +205,8 @@ def train_teacher(train, val, path, seed=0, verbose=2):
         optimizer=_optimizer(TEACHER_RECIPE["learning_rate"], epochs, batch_size, len(train[0])),
         loss=_loss(), metrics=["accuracy"],
     )
-    teacher.fit(data, epochs=epochs, validation_data=val, verbose=verbose)
+    # shuffle=False: the dataset is shuffled above (Keras warns otherwise).
+    teacher.fit(data, epochs=epochs, validation_data=val, shuffle=False, verbose=verbose)
     with files.atomic_write(path, suffix=".weights.h5") as temporary:
         teacher.save_weights(temporary)
     return teacher
@@ -243,7 +244,7 @@ def train_scratch(train, val, setting, seed, augmented):
     if augmented:
         views = augmentation(setting, seed=seed)
         data = data.map(lambda x, y: (views(x, training=True), y), num_parallel_calls=2)
-    history = student.fit(data.prefetch(2), epochs=setting.epochs, validation_data=val,
+    history = student.fit(data.prefetch(2), epochs=setting.epochs, validation_data=val, shuffle=False,
                           validation_freq=_validation_freq(setting), verbose=0)
     return student, history
 
@@ -293,7 +294,7 @@ def train_distilled(teachers, cached, train, val, setting, seed):
         )
         history = distiller.fit(
             data, epochs=setting.epochs, steps_per_epoch=-(-len(train[0]) // setting.batch_size),
-            validation_data=val, validation_freq=_validation_freq(setting), verbose=0,
+            validation_data=val, validation_freq=_validation_freq(setting), shuffle=False, verbose=0,
         )
     else:
         history = distiller.fit(
