@@ -433,7 +433,8 @@ def run(output="demo_output", seeds=3, setting=DEFAULT, data_path=DATA_PATH, tea
     print(f"\n== Results on the {len(test[0])} test images\n")
     print(table)
     print(verdict)
-    print(f"\nWrote {tflite_path}, {plot} and {os.path.join(output, 'results.md')} ({elapsed:.0f} s in all).")
+    print(f"\nWrote {os.path.basename(tflite_path)}, {os.path.basename(plot)} and results.md into "
+          f"{os.path.abspath(output)} ({elapsed:.0f} s in all).")
     with files.atomic_write(os.path.join(output, "results.md"), suffix=".md") as temporary:
         with open(temporary, "w") as f:
             f.write(table + "\n" + verdict + "\n")
