@@ -49,6 +49,7 @@ def test_demo_with_its_defaults(tmp_path):
         or "Distillation helped, by less" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_verdict_reads_the_numbers_it_measured(tmp_path, monkeypatch):
     from keras_kd import demo
 
