@@ -23,6 +23,9 @@ from keras_kd.export import export_tflite
 from keras_kd.export import run_tflite
 from keras_kd.export import verify_tflite
 from keras_kd.learned_temperature import LearnedTemperature
+from keras_kd import lifelong
+from keras_kd.lifelong import learn_without_forgetting
+from keras_kd.lifelong import multi_head_model
 from keras_kd.replay import ReplayCache
 from keras_kd import compat
 from keras_kd import optimizers
@@ -77,6 +80,9 @@ __all__ = [
     "PairedComparison",
     "export_tflite",
     "fuse",
+    "learn_without_forgetting",
+    "lifelong",
+    "multi_head_model",
     "losses",
     "optimizers",
     "plot_histories",

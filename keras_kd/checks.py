@@ -59,7 +59,8 @@ def check_pair(teachers, student, terms, teacher_outputs):
         check_ends_in_logits(teacher, "teacher", teacher_outputs)
     check_ends_in_logits(student, "student")
     check_teacher_shapes(teachers)
-    check_logit_shapes(static_logits_shape(teachers[0]), static_logits_shape(student))
+    if compares_logits(terms):
+        check_logit_shapes(static_logits_shape(teachers[0]), static_logits_shape(student))
     if len(teachers) > 1:
         check_terms_for_several_teachers(terms)
 
@@ -120,6 +121,16 @@ def check_teacher_shapes(teachers):
         raise ValueError(
             f"The teachers must output logits of the same shape. Received: {listed}"
         )
+
+
+def compares_logits(terms):
+    """Whether a term compares the teacher's logits with the student's.
+
+    When every term reads named layers or entries (e.g. the old heads in
+    `keras_kd.learn_without_forgetting`), the two models' own logits may
+    differ in shape.
+    """
+    return any(t.teacher_layer is None and t.student_layer is None for t in terms)
 
 
 def check_logit_shapes(teacher_shape, student_shape):

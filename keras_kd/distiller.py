@@ -426,7 +426,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         elif not isinstance(y_pred, dict):
             y_pred = {FINAL_OUTPUT: _float32_logits(y_pred)}
         student_logits = y_pred[FINAL_OUTPUT]
-        checks.check_logit_shapes(teacher_outputs.logits[0].shape, student_logits.shape)
+        if checks.compares_logits(self.terms):
+            checks.check_logit_shapes(teacher_outputs.logits[0].shape, student_logits.shape)
         mask = internals.get_keras_mask(student_logits)
         if mask is not None:
             teacher_outputs.zero_masked(mask)

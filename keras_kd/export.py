@@ -174,6 +174,11 @@ def check_export_path(path):
 def verify_tflite(model, path, inputs, quantization=None):
     """Runs a `.tflite` file in the LiteRT interpreter and compares to Keras.
 
+    A model that returns a dict (e.g. several task heads, see
+    `keras_kd.multi_head_model`) is compared output by output, by name; the
+    report then holds the largest difference and the lowest top-1 agreement
+    over its outputs.
+
     Args:
         model: The Keras model the file was converted from.
         path: The `.tflite` file.
@@ -185,25 +190,40 @@ def verify_tflite(model, path, inputs, quantization=None):
     """
     # A direct call, not `predict`: under multi-worker training the chief
     # verifies alone, and `predict` would wait for the other workers.
-    expected = np.concatenate(
-        [
-            np.asarray(model(inputs[start : start + 256], training=False))
-            for start in range(0, len(inputs), 256)
-        ]
-    )
+    batches = [
+        model(inputs[start : start + 256], training=False)
+        for start in range(0, len(inputs), 256)
+    ]
     outputs, latency_ms = run_tflite(path, inputs)
-    outputs = outputs.reshape(expected.shape)
+    if isinstance(batches[0], dict):
+        expected = {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
+        _check_output_names(model, path, expected, outputs)
+    else:
+        expected = {None: np.concatenate([np.asarray(b) for b in batches])}
+        outputs = {None: outputs}
+    differences, agreements = [], []
+    for name, wanted in expected.items():
+        got = np.asarray(outputs[name]).reshape(wanted.shape)
+        differences.append(float(np.max(np.abs(got - wanted))))
+        agreements.append(float(np.mean(np.argmax(got, -1) == np.argmax(wanted, -1))))
     return ExportReport(
         path=path,
         quantization=quantization,
         bytes=os.path.getsize(path),
         num_examples=len(inputs),
-        max_abs_diff=float(np.max(np.abs(outputs - expected))),
-        top1_agreement=float(
-            np.mean(np.argmax(outputs, -1) == np.argmax(expected, -1))
-        ),
+        max_abs_diff=max(differences),
+        top1_agreement=min(agreements),
         latency_ms=latency_ms,
     )
+
+
+def _check_output_names(model, path, expected, outputs):
+    if not isinstance(outputs, dict) or set(outputs) != set(expected):
+        found = sorted(outputs) if isinstance(outputs, dict) else "one unnamed output"
+        raise ValueError(
+            f"The TFLite file {path!r} does not hold the outputs of "
+            f"{model.name!r} by name: expected {sorted(expected)}, found {found}."
+        )
 
 
 def run_tflite(path, inputs):
@@ -217,27 +237,42 @@ def run_tflite(path, inputs):
         inputs: A numpy array of inputs (the first axis is the batch).
 
     Returns:
-        The float32 outputs for all examples, and the mean milliseconds per
-        example (batch 1, 1 thread).
+        The float32 outputs for all examples (for a file with several
+        outputs, a dict of them by the names of its signature), and the mean
+        milliseconds per example (batch 1, 1 thread).
     """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=os.fspath(path), num_threads=1)
     interpreter.allocate_tensors()
     input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
-    outputs = []
+    output_details = _named_output_details(interpreter)
+    outputs = {name: [] for name in output_details}
     start = time.perf_counter()
     for example in inputs:
         interpreter.set_tensor(
             input_detail["index"], _quantize(example[None], input_detail)
         )
         interpreter.invoke()
-        outputs.append(
-            _dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)
-        )
+        for name, detail in output_details.items():
+            outputs[name].append(
+                _dequantize(interpreter.get_tensor(detail["index"]), detail)
+            )
     latency_ms = 1000 * (time.perf_counter() - start) / len(inputs)
-    return np.concatenate(outputs), latency_ms
+    outputs = {name: np.concatenate(values) for name, values in outputs.items()}
+    return (outputs[None] if None in outputs else outputs), latency_ms
+
+
+def _named_output_details(interpreter):
+    """`{None: detail}` for a file with one output, else `{name: detail}` by
+    the names of its (first) signature's outputs."""
+    details = interpreter.get_output_details()
+    if len(details) == 1:
+        return {None: details[0]}
+    by_index = {detail["index"]: detail for detail in details}
+    signature = next(iter(interpreter.get_signature_list()))
+    named = interpreter.get_signature_runner(signature).get_output_details()
+    return {name: by_index[detail["index"]] for name, detail in named.items()}
 
 
 def _input_spec(model, data):
