@@ -74,7 +74,9 @@ def learn_without_forgetting(
             paper's `λ = 1`.
         features: Name of the layer whose output the new head takes.
             Defaults to `None`: the input that the old heads share.
-        old_heads: Names of the old heads to keep (each gets a term).
+        old_heads: Names of the old heads to keep (each gets a term), or a
+            dict `{new name: head name}` that also renames them (a head
+            named `"logits"` must be renamed: that key is the new head's).
             Defaults to `None`: all of them.
         name: String, the Distiller's name.
         **kwargs: Other `Distiller` arguments (e.g. `augmentation`,
@@ -114,7 +116,8 @@ def learn_without_forgetting(
             )
     if isinstance(old_model, Distiller):
         old_model = multi_head_model(old_model)
-    heads = _old_heads(old_model, old_heads)
+    names = _old_heads(old_model, old_heads)  # {head name: name in old_model}
+    heads = {name: _as_dict(old_model)[old] for name, old in names.items()}
     features_tensor = _features(old_model, heads, features)
     new_name = _check_new_head(new_head, heads)
     try:
@@ -136,7 +139,7 @@ def learn_without_forgetting(
     )
     copy = keras.models.clone_model(old_model)
     copy.set_weights(old_model.get_weights())
-    copied = _as_dict(copy, list(heads))
+    copied = {name: _as_dict(copy)[old] for name, old in names.items()}
     first = next(iter(copied.values()))
     teacher = keras.Model(
         _inputs(copy), {LOGITS_KEY: first, **copied}, name=f"{old_model.name}_frozen_copy"
@@ -205,20 +208,14 @@ def _inputs(model):
     return inputs[0] if len(inputs) == 1 else inputs
 
 
-def _as_dict(model, names=None):
+def _as_dict(model):
     """The model's outputs as `{head name: KerasTensor}`."""
     if isinstance(model, keras.Sequential):
         return {model.layers[-1].name: model.outputs[0]}
     output = model.output
     if isinstance(output, dict):
-        if LOGITS_KEY in output:
-            aliased = any(output[LOGITS_KEY] is v for k, v in output.items() if k != LOGITS_KEY)
-            if not aliased:
-                raise ValueError(
-                    f"The model {model.name!r} has an output named {LOGITS_KEY!r}; "
-                    "keras_kd uses that key for the head trained on labels. "
-                    "Name each head by its task instead."
-                )
+        aliased = any(output.get(LOGITS_KEY) is v for k, v in output.items() if k != LOGITS_KEY)
+        if aliased:  # A `learn_without_forgetting` student: "logits" repeats a head.
             output = {k: v for k, v in output.items() if k != LOGITS_KEY}
         return dict(output)
     if isinstance(output, (list, tuple)):
@@ -234,16 +231,27 @@ def _old_heads(model, wanted):
             f"old_model={model!r}. Rebuild a subclassed model functionally."
         )
     heads = _as_dict(model)
+    given = wanted
     if wanted is None:
-        return heads
-    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-    unknown = [name for name in wanted if name not in heads]
+        wanted = {name: name for name in heads}
+    elif isinstance(wanted, str):
+        wanted = {wanted: wanted}
+    elif not isinstance(wanted, dict):
+        wanted = {name: name for name in wanted}
+    unknown = [name for name in wanted.values() if name not in heads]
     if unknown or not wanted:
         raise ValueError(
             f"Argument `old_heads` must name heads of `old_model`: "
-            f"{sorted(heads)}. Received: old_heads={wanted!r}"
+            f"{sorted(heads)}. Received: old_heads={given!r}"
         )
-    return {name: heads[name] for name in wanted}
+    if LOGITS_KEY in wanted:
+        raise ValueError(
+            f"The old head is named {LOGITS_KEY!r}, which keras_kd keeps for "
+            "the head trained on labels. Name it after its task with "
+            f"old_heads={{'task_a': {LOGITS_KEY!r}}} (a new name for each "
+            "head it keeps)."
+        )
+    return wanted
 
 
 def _features(model, heads, features):

@@ -201,6 +201,21 @@ def replay_of_a_per_batch_crop(teacher, folder):
                                  views=2, verbose=0)
 
 
+def lwf_old_head_named_logits(teacher, folder):
+    keras_kd.learn_without_forgetting(teacher, keras.layers.Dense(3, name="task_b"))
+
+
+def lwf_unknown_old_head(teacher, folder):
+    keras_kd.learn_without_forgetting(
+        teacher, keras.layers.Dense(3, name="task_b"), old_heads={"task_a": "task_z"}
+    )
+
+
+def lwf_new_head_that_does_not_fit(teacher, folder):
+    head = keras.Sequential([keras.Input((7,)), keras.layers.Dense(3)], name="task_b")
+    keras_kd.learn_without_forgetting(teacher, head, old_heads={"task_a": "logits"})
+
+
 CASES = {
     case.__name__: case
     for case in [
@@ -215,6 +230,7 @@ CASES = {
         scheduler_for_an_unknown_value, schedule_that_goes_nonfinite,
         augmentation_not_callable, augmentation_that_resizes, mixing_inside_augmentation,
         teacher_cache_with_augmentation, replay_of_a_per_batch_crop,
+        lwf_old_head_named_logits, lwf_unknown_old_head, lwf_new_head_that_does_not_fit,
     ]
 }
 

@@ -271,3 +271,20 @@ def test_heads_of_a_sequential_model():
     history = lwf.fit(x, y, epochs=1, verbose=0)
     assert "task_a_lwf_loss" in history.history
     assert set(keras_kd.multi_head_model(lwf).output) == {"task_a", "task_b"}
+
+
+def test_old_heads_renamed_and_a_head_named_logits():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((FEATURES,)), keras.layers.Dense(8, name="shared"),
+         keras.layers.Dense(OLD_CLASSES, name="logits")]
+    )
+    with pytest.raises(ValueError, match=r"old_heads=\{'task_a': 'logits'\}"):
+        _lwf(model)
+    x, y = _data()
+    before = model.predict(x, verbose=0)
+    lwf = _lwf(model, old_heads={"task_a": "logits"})
+    lwf.compile(optimizer="adam", loss=SPARSE)
+    lwf.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(lwf.teacher.predict(x, verbose=0)["task_a"], before)
+    assert set(keras_kd.multi_head_model(lwf).output) == {"task_a", "task_b"}
