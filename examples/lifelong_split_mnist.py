@@ -48,6 +48,7 @@ LEARNING_RATE = 1e-3
 TEMPERATURE = 2.0  # The paper's.
 PAPER_LAMBDA = 1.0  # The paper's; keras_kd's term weight is λ / T².
 TASKS = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 VALIDATION = 5000  # Training images held out (for the curves; nothing is tuned).
 
 parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -267,7 +268,9 @@ for method, runs in curves.items():
     axis.fill_between(epochs, 100 * old.min(0), 100 * old.max(0), alpha=0.2)
 axis.set_xlabel("epoch of the later task(s)")
 axis.set_ylabel("task_a validation accuracy (%)")
-axis.set_title(f"Split {args.dataset}: the old task while learning the new one")
+if WARMUP_EPOCHS and args.epochs > 1:
+    axis.axvspan(0.5, WARMUP_EPOCHS + 0.5, color="grey", alpha=0.1, label="new head's warm-up")
+axis.set_title(f"Split {DATASET_NAMES[args.dataset]}: the old task while learning the new one")
 axis.legend()
 figure.tight_layout()
 plot_path = os.path.join(args.output, "old_task_accuracy.png")

@@ -76,3 +76,19 @@ def test_text_example_runs_on_a_few_hundred_tweets(tmp_path):
         assert row in result.stdout
     assert (tmp_path / "results.md").is_file() and (tmp_path / "vocabulary.txt").is_file()
     assert len(list(tmp_path.glob("*_int8.tflite"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
+def test_lifelong_example_runs_with_tiny_settings(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "lifelong_split_mnist.py"), "--data-dir", DATA_DIR,
+         "--train-examples", "2000", "--epochs", "2", "--seeds", "2", "--output", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("| fine-tuning |", "| LwF |", "| feature extraction |", "| joint training |",
+                "LwF vs fine-tuning on task_a", "All 2 heads in one file", "top-1 agreement 100.0%"):
+        assert row in result.stdout
+    assert (tmp_path / "results.md").is_file() and (tmp_path / "old_task_accuracy.png").is_file()
