@@ -1,6 +1,7 @@
 """The Distiller: a `keras.Model` that trains a student to mimic a teacher."""
 
 import inspect
+import warnings
 
 import keras
 import tensorflow as tf
@@ -8,6 +9,7 @@ from keras import ops
 
 from keras_kd import _keras_internals as internals
 from keras_kd import augmentation as augmentation_module
+from keras_kd import backends
 from keras_kd import cache
 from keras_kd import checks
 from keras_kd import distribution
@@ -80,7 +82,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             Defaults to `None` (equal).
         skip_nonfinite_steps: Bool. Skip (and count as `skipped_steps`) a step
             whose loss or gradients are not finite; `False` applies every
-            update, as Keras does. Defaults to `True`.
+            update, as Keras does. Defaults to `None`: `True` on TensorFlow,
+            `False` on JAX and PyTorch (where Keras's own step runs, see
+            `keras_kd.backends`).
         teacher_precision: The number format of the teacher's pass:
             `"float32"`, `"bfloat16"`, `"float16"` (a copy of the teacher in
             that format runs; its agreement with the float32 teacher on the
@@ -140,7 +144,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         terms=None,
         teacher_outputs="logits",
         teacher_weights=None,
-        skip_nonfinite_steps=True,
+        skip_nonfinite_steps=None,
         teacher_precision="float32",
         augmentation=None,
         mixing=None,
@@ -155,10 +159,21 @@ class Distiller(LiveValuesMixin, keras.Model):
         for one in teachers:
             checks.check_models(one, student)
         learned = temperature if isinstance(temperature, LearnedTemperature) else None
+        if learned is not None:
+            backends.require_tensorflow("LearnedTemperature")
+        if skip_nonfinite_steps is None:
+            skip_nonfinite_steps = backends.is_tensorflow()
         temperature = validation.check_temperature(learned.initial if learned else temperature)
         alpha = validation.check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
         terms = checks.as_terms(terms)
         checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
+        if skip_nonfinite_steps:
+            backends.require_tensorflow("skip_nonfinite_steps")
+        if teacher_precision != "float32":
+            backends.require_tensorflow("teacher_precision")
+        for feature, value in (("augmentation", augmentation), ("mixing", mixing)):
+            if value is not None:
+                backends.require_tensorflow(feature)
         self._teachers = Teachers(
             teachers, teacher_weights, teacher_outputs,
             [t.teacher_layer for t in terms], teacher_precision,
@@ -200,6 +215,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         self.teacher_inputs = teacher_inputs
         checks.check_augmentation_shape(self._views, student)
         self._xla_update = None  # The step after augmentation, under XLA.
+        self._step_student_outputs = None  # See `call`.
         if student.built and all(one.built for one in teachers):
             self.built = True
 
@@ -236,7 +252,9 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     @skip_nonfinite_steps.setter
     def skip_nonfinite_steps(self, value):
-        self._step_guard.enabled = checks.check_bool(value, "skip_nonfinite_steps")
+        if checks.check_bool(value, "skip_nonfinite_steps"):
+            backends.require_tensorflow("skip_nonfinite_steps")
+        self._step_guard.enabled = value
         self.train_function = None  # Traced with the old setting.
 
     def _live_weight(self, name, value):
@@ -320,9 +338,21 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def call(self, inputs, training=False):
         inputs, _ = cache.split_cached(inputs)
+        if self._student_view.layer_names and not backends.is_tensorflow():
+            # Keras's own step (JAX, PyTorch) passes `compute_loss` only the
+            # logits: the other outputs terms read are kept for it, so the
+            # student still runs once per step (BatchNorm updates once).
+            outputs = self._student_pass(inputs, training)
+            self._step_student_outputs = outputs
+            return outputs[FINAL_OUTPUT]
         return views.logits_of(self.student(inputs, training=training))
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        if not backends.is_tensorflow():
+            # Keras's own step (JAX: `(state, data)`; PyTorch: `data`) calls
+            # `call` for the student and `compute_loss` for the rest.
+            return super().train_step(*args)
+        (data,) = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached_logits, drawn = replay.split(x)
         x, mix = self._training_view(x, cached_logits, drawn)
@@ -370,7 +400,10 @@ class Distiller(LiveValuesMixin, keras.Model):
         )
         return x
 
-    def test_step(self, data):
+    def test_step(self, *args):
+        if not backends.is_tensorflow():
+            return super().test_step(*args)
+        (data,) = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached_logits, drawn = replay.split(x)
         checks.check_not_replayed(drawn)
@@ -421,7 +454,11 @@ class Distiller(LiveValuesMixin, keras.Model):
             x, cached_logits, drawn = replay.split(x)
             checks.check_not_replayed(drawn)
             teacher_outputs = self._teachers(self._teacher_view(x), cached_logits)
-        if y_pred is None or (not isinstance(y_pred, dict) and self._student_view.layer_names):
+        kept = self._step_student_outputs
+        self._step_student_outputs = None
+        if kept is not None and y_pred is kept[FINAL_OUTPUT]:
+            y_pred = kept  # From `call` in this step.
+        elif y_pred is None or (not isinstance(y_pred, dict) and self._student_view.layer_names):
             y_pred = self._student_pass(x, training)  # Terms read its layers too.
         elif not isinstance(y_pred, dict):
             y_pred = {FINAL_OUTPUT: _float32_logits(y_pred)}
@@ -519,6 +556,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         the float32 teacher is measured once and logged as `teacher_agreement`.
         """
         keras_fit = super().fit
+        if not backends.is_tensorflow():
+            return keras_fit(*args, **kwargs)
         arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
         first = None
         if self._teachers.wants_first_batch():  # Read only then: it costs a batch.
@@ -545,6 +584,8 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def make_train_function(self, force=False):
         # Falls back to no XLA if XLA cannot compile the step (see xla.py).
+        if not backends.is_tensorflow():
+            return super().make_train_function(force=force)
         self._teachers.prepare(self.distribute_strategy)
         if self.train_function is None or force:
             self._xla_update = None
@@ -587,6 +628,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         return self._update(x, y, sample_weight, cached_logits, mix)
 
     def make_test_function(self, force=False):
+        if not backends.is_tensorflow():
+            return super().make_test_function(force=force)
         self._teachers.prepare(self.distribute_strategy)
         if self.test_function is None or force:
             super().make_test_function(force=True)
@@ -599,8 +642,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         # Overrides a private Trainer method (see _keras_internals): under
         # multi-worker, build from one replica's share of the first batch,
         # which the collective strategy can reduce (see distribution.py).
-        strategy = self.distribute_strategy
-        if iterator is not None and distribution.is_multi_worker(strategy):
+        strategy = getattr(self, "distribute_strategy", None)
+        if iterator is not None and strategy is not None and distribution.is_multi_worker(strategy):
             for _, _, batches in iterator:
                 data_batch = distribution.local_share(next(batches), strategy)
                 break
@@ -655,7 +698,16 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**deserialize_config(config, custom_objects))
+        config = deserialize_config(config, custom_objects)
+        if config.get("skip_nonfinite_steps") and not backends.is_tensorflow():
+            warnings.warn(
+                "This Distiller was saved with skip_nonfinite_steps=True, which "
+                f"the {backends.name()!r} backend does not have: it loads with "
+                "skip_nonfinite_steps=False (every update is applied, as Keras does).",
+                stacklevel=2,
+            )
+            config["skip_nonfinite_steps"] = False
+        return cls(**config)
 
 
 # Config entries holding serialized Keras objects (or lists of them).

@@ -48,5 +48,5 @@ class LossMeans(keras.metrics.Metric):
         }
 
     def reset_state(self):
-        self.totals.assign(ops.zeros_like(self.totals))
+        self.totals.assign(ops.zeros(self.totals.shape, self.totals.dtype))
         self.count.assign(0.0)

@@ -5,6 +5,7 @@ import warnings
 
 import keras
 
+from keras_kd import backends
 from keras_kd import schedules as schedules_module
 
 PER = ("epoch", "batch")
@@ -88,6 +89,7 @@ class LiveValueScheduler(keras.callbacks.Callback):
         self._resolved = {}
         self._epoch = 0
         self._batches_seen = 0
+        self._last_values = {}
 
     def on_train_begin(self, logs=None):
         live_variables = getattr(self.model, "live_variables", None)
@@ -148,6 +150,9 @@ class LiveValueScheduler(keras.callbacks.Callback):
         self._log(logs)
 
     def _apply(self, step):
+        # On JAX, Keras holds the variables' values in its own state during an
+        # epoch: write it back first, so the assignments reach the next step.
+        backends.sync_training_state(self.model)
         values = {}
         for name, schedule in self._resolved.items():
             value = float(keras.ops.convert_to_numpy(schedule(step)))
@@ -157,14 +162,14 @@ class LiveValueScheduler(keras.callbacks.Callback):
                     "live values must be finite. Training stopped."
                 )
             values[name] = self.model.set_live_value(name, value)
+        self._last_values.update(values)
         return values
 
     def _log(self, logs):
-        if logs is None:
-            return
-        live_variables = self.model.live_variables
-        for name in self._resolved:
-            logs[name] = float(keras.ops.convert_to_numpy(live_variables[name]))
+        # The values this callback set (on JAX the variables themselves are
+        # not readable in the middle of an epoch).
+        if logs is not None:
+            logs.update(self._last_values)
 
 
 def _has_fractions(schedule):

@@ -1,6 +1,5 @@
 """Temperature-softened distributions, computed stably in float32."""
 
-import tensorflow as tf
 from keras import ops
 
 
@@ -30,7 +29,10 @@ def weighted_log_sum(probabilities, log_values):
     Entries where `p == 0` contribute exactly 0 even where `log_values` is
     `-inf` or NaN (masked classes), in the value and in the gradient.
     """
-    return ops.sum(tf.math.multiply_no_nan(log_values, probabilities), axis=-1)
+    # `where` before the product: a -inf or NaN entry with p == 0 then meets
+    # neither the product nor its gradient (tf.math.multiply_no_nan, in ops).
+    safe = ops.where(probabilities > 0, log_values, ops.zeros_like(log_values))
+    return ops.sum(probabilities * safe, axis=-1)
 
 
 def standardize_logits(logits):

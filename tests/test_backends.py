@@ -1,0 +1,282 @@
+"""The core of the Distiller on every Keras backend.
+
+These tests use only `keras.ops` and numpy, and run on whichever backend
+this process has: with the rest of the suite on TensorFlow, and alone under
+`KERAS_BACKEND=jax` and `KERAS_BACKEND=torch` (`make test` runs all three).
+Every loss is compared with the float64 numpy reference in
+`tests/reference.py`; a `.keras` file saved on TensorFlow loads and trains
+on.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_kd
+from keras_kd import backends
+from keras_kd import cache
+from tests import reference
+
+FEATURES, CLASSES = 6, 4
+SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def _mlp(hidden, seed, name):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((FEATURES,)), keras.layers.Dense(hidden, activation="relu"),
+         keras.layers.Dense(CLASSES)],
+        name=name,
+    )
+
+
+def _data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, FEATURES)).astype("float32")
+    return x, rng.integers(0, CLASSES, size=n).astype("int32")
+
+
+def _logs(distiller, x, y, **kwargs):
+    """The losses of one evaluation batch holding all of `x`."""
+    return distiller.evaluate(x, y, batch_size=len(x), return_dict=True, verbose=0, **kwargs)
+
+
+def _logits(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def test_runs_on_this_backend():
+    assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@pytest.mark.parametrize(
+    "term, reference_term",
+    [
+        (keras_kd.losses.KLDivergence(), reference.kl),
+        (keras_kd.losses.SoftTargetCrossentropy(), reference.soft_crossentropy),
+        (keras_kd.losses.LogitMSE(), lambda t, s, T: reference.logit_mse(t, s)),
+        (keras_kd.losses.KLDivergence(standardize=True),
+         lambda t, s, T: reference.kl(reference.standardize(t), reference.standardize(s), T)),
+    ],
+    ids=["kl", "soft_ce", "logit_mse", "kl_standardized"],
+)
+def test_loss_equals_the_numpy_reference(term, reference_term):
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.3, terms=[term])
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    logs = _logs(distiller, x, y)
+    t, s = _logits(teacher, x), _logits(student, x)
+    expected = reference.total_loss(t, s, y, 3.0, 0.3, [(1.0, reference_term, None)])
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(logs[f"{term.name}_loss"], reference_term(t, s, 3.0).mean(), rtol=1e-5)
+
+
+def test_decoupled_kd_equals_the_numpy_reference():
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    term = keras_kd.losses.DecoupledKD()
+    distiller = keras_kd.Distiller(teacher, student, temperature=4.0, alpha=0.0, terms=[term])
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    t, s = _logits(teacher, x), _logits(student, x)
+    expected = reference.dkd(t, s, y, 4.0, term.target_weight, term.non_target_weight).mean()
+    np.testing.assert_allclose(_logs(distiller, x, y)["dkd_loss"], expected, rtol=1e-4)
+
+
+def test_sample_weights_and_class_weights_apply_to_every_part():
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    weights = np.linspace(0.0, 2.0, len(x)).astype("float32")
+    distiller = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.4)
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    t, s = _logits(teacher, x), _logits(student, x)
+    logs = _logs(distiller, x, y, sample_weight=weights)
+    expected = reference.total_loss(t, s, y, 2.0, 0.4, [(1.0, reference.kl, None)], weights)
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+    # class_weight in fit: the per-example weight of each label; with a zero
+    # learning rate the logged loss is that of the unchanged models.
+    class_weight = {0: 0.5, 1: 2.0, 2: 1.0, 3: 0.0}
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
+    history = distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0, class_weight=class_weight)
+    per_example = np.array([class_weight[int(label)] for label in y])
+    expected = reference.total_loss(t, s, y, 2.0, 0.4, [(1.0, reference.kl, None)], per_example)
+    np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-5)
+
+
+def test_several_teachers_mix_as_probabilities():
+    teachers = [_mlp(16, 1, "teacher_a"), _mlp(12, 3, "teacher_b")]
+    student = _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teachers, student, temperature=2.0, alpha=0.0, teacher_weights=[0.25, 0.75])
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    mixture = sum(
+        w * reference.softmax(_logits(t, x) / 2.0) for w, t in zip((0.25, 0.75), teachers)
+    )
+    # Logits whose softmax at T = 2 is the mixture: T · log(mixture).
+    expected = reference.kl(2.0 * np.log(mixture), _logits(student, x), 2.0).mean()
+    np.testing.assert_allclose(_logs(distiller, x, y)["kl_loss"], expected, rtol=1e-5)
+
+
+def test_cached_teacher_logits_give_the_online_loss():
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.5)
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    online = _logs(distiller, x, y)
+    # What `TeacherCache.attach` yields, as plain arrays (no tf.data needed).
+    cached = {cache.INPUTS_KEY: x, cache.LOGITS_KEY: _logits(teacher, x)}
+    np.testing.assert_allclose(_logs(distiller, cached, y)["loss"], online["loss"], rtol=1e-6)
+    history = distiller.fit(cached, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+class _RecordLosses(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epoch_losses = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_losses.append(logs["loss"])
+
+
+def test_per_batch_live_values_reach_the_next_step():
+    """A per-batch schedule changes the loss of the very next step.
+
+    With a zero learning rate every step sees the same models, so the
+    epoch's mean loss is the mean, over the batches, of the loss at each
+    batch's scheduled weight and temperature. A value that reached the step
+    only at the epoch's end (as on JAX without a state sync) would give the
+    loss of the first batch's values.
+    """
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data(n=32)
+    distiller = keras_kd.Distiller(teacher, student, temperature=1.0, alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
+    temperatures = [1.0, 2.0, 4.0, 8.0]
+    weights = [0.0, 1.0, 3.0, 10.0]
+    scheduler = keras_kd.callbacks.LiveValueScheduler(
+        lambda step: temperatures[step % 4], per="batch",
+        schedules={"kl_weight": lambda step: weights[step % 4]},
+    )
+    recorder = _RecordLosses()
+    distiller.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[scheduler, recorder])
+    t, s = _logits(teacher, x), _logits(student, x)
+    expected = np.mean([
+        reference.total_loss(t[8 * b: 8 * b + 8], s[8 * b: 8 * b + 8], y[8 * b: 8 * b + 8],
+                             temperatures[b], 0.5, [(weights[b], reference.kl, None)])
+        for b in range(4)
+    ])
+    np.testing.assert_allclose(recorder.epoch_losses, [expected, expected], rtol=1e-5)
+
+
+def test_live_values_change_without_rebuilding_the_step():
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.5)
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    step = distiller.train_function
+    distiller.temperature = 5.0
+    distiller.alpha = 0.2
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert distiller.train_function is step
+    t, s = _logits(teacher, x), _logits(student, x)
+    expected = reference.total_loss(t, s, y, 5.0, 0.2, [(1.0, reference.kl, None)])
+    np.testing.assert_allclose(_logs(distiller, x, y)["loss"], expected, rtol=1e-5)
+
+
+def test_save_load_and_train_on(tmp_path):
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.2)
+    distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    distiller.temperature = 2.5
+    path = os.path.join(tmp_path, "distiller.keras")
+    distiller.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(_logits(loaded.student, x), _logits(student, x), rtol=1e-6, atol=1e-6)
+    assert float(keras.ops.convert_to_numpy(loaded.temperature)) == 2.5
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 4
+    history = loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 8
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_file_saved_on_tensorflow_loads_and_trains_on():
+    """`tests/fixtures/distiller_cc9dbb0.keras` was written on TensorFlow."""
+    saved = np.load(os.path.join(FIXTURES, "distiller_cc9dbb0.npz"))
+    with pytest.warns(UserWarning, match="skip_nonfinite_steps") if not backends.is_tensorflow() else _nothing():
+        distiller = keras.saving.load_model(os.path.join(FIXTURES, "distiller_cc9dbb0.keras"))
+    np.testing.assert_allclose(
+        distiller.predict(saved["x"], verbose=0), saved["predictions"], rtol=1e-5, atol=1e-5
+    )
+    assert int(keras.ops.convert_to_numpy(distiller.optimizer.iterations)) == 8
+    history = distiller.fit(saved["x"], saved["y"], batch_size=16, epochs=1, verbose=0)
+    assert int(keras.ops.convert_to_numpy(distiller.optimizer.iterations)) == 12
+    assert np.isfinite(history.history["loss"][0])
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
+
+
+@pytest.mark.skipif(backends.is_tensorflow(), reason="these features run on TensorFlow")
+@pytest.mark.parametrize(
+    "kwargs, feature",
+    [
+        ({"augmentation": keras.layers.RandomFlip("horizontal")}, "augmentation"),
+        ({"teacher_precision": "bfloat16"}, "teacher_precision"),
+        ({"skip_nonfinite_steps": True}, "skip_nonfinite_steps"),
+    ],
+)
+def test_tensorflow_only_features_say_so(kwargs, feature):
+    with pytest.raises(ValueError, match=rf"`{feature}` needs Keras's TensorFlow backend .* runs Keras on '{backends.name()}'"):
+        keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"), **kwargs)
+
+
+def test_nonfinite_skipping_default_per_backend():
+    distiller = keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"))
+    assert distiller.skip_nonfinite_steps is backends.is_tensorflow()
+
+
+def _with_batchnorm(hidden, seed, name):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((FEATURES,)), keras.layers.Dense(hidden, name="hidden"),
+         keras.layers.BatchNormalization(momentum=0.5, name="norm"),
+         keras.layers.ReLU(name="features"), keras.layers.Dense(CLASSES)],
+        name=name,
+    )
+
+
+def test_feature_term_and_one_student_pass_per_step():
+    teacher, student = _with_batchnorm(8, 1, "teacher"), _with_batchnorm(8, 2, "student")
+    x, y = _data(n=16)
+    hint = keras_kd.losses.FeatureHint("features", "features", adapter="none")
+    distiller = keras_kd.Distiller(
+        teacher, student, alpha=0.5, terms=[keras_kd.losses.KLDivergence(), hint]
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
+
+    def features(model, training):
+        view = keras.Model(model.inputs, model.get_layer("features").output)
+        return keras.ops.convert_to_numpy(view(x, training=training))
+
+    t, s = features(teacher, False), features(student, False)
+    np.testing.assert_allclose(
+        _logs(distiller, x, y)["hint_loss"], np.mean((t - s) ** 2), rtol=1e-5
+    )
+    # One training step: the student's BatchNorm moves once, by momentum 0.5
+    # towards the batch mean; a second student pass would move it twice.
+    hidden = keras.ops.convert_to_numpy(student.get_layer("hidden")(x))
+    distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    moving_mean = keras.ops.convert_to_numpy(student.get_layer("norm").moving_mean)
+    np.testing.assert_allclose(moving_mean, 0.5 * hidden.mean(0), rtol=1e-5, atol=1e-6)
