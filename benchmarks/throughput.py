@@ -30,7 +30,14 @@ samples/s, and for the pairs that matter the median of the per-round ratios
 with their min-max, by wall time and by process CPU time. Peak memory is
 measured per contender in a subprocess of its own. Writes JSON.
 
+With `--backend jax` or `--backend torch` the same pairs train on that Keras
+backend from numpy arrays (what a JAX or PyTorch user feeds `fit`), with the
+contenders that exist there: `keras_kd`, `keras_kd_cached` (the cached
+logits as the arrays `TeacherCache.attach` yields), `keras_distillation` and
+`student_alone`; on those backends both distillers run Keras's own step.
+
     python -m benchmarks.throughput [--rounds 6] [--steps 30] [--pairs mlp conv]
+    python -m benchmarks.throughput --backend jax --out benchmarks/throughput_jax.json
 """
 
 import argparse
@@ -39,6 +46,9 @@ import os
 import subprocess
 import sys
 
+# The backend is chosen before Keras is imported.
+if "--backend" in sys.argv:
+    os.environ["KERAS_BACKEND"] = sys.argv[sys.argv.index("--backend") + 1]
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
@@ -64,6 +74,8 @@ CONTENDERS = (
     "hand_written_fused_adam",
     "teacher_forward",
 )
+# The contenders that exist on JAX and PyTorch.
+PORTABLE_CONTENDERS = ("keras_kd", "keras_kd_cached", "keras_distillation", "student_alone")
 RATIOS = [
     ("keras_kd", "keras_distillation"),
     ("keras_kd_unchecked", "keras_distillation"),
@@ -136,6 +148,8 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
     `skip_nonfinite_steps` is passed to the keras_kd Distillers
     (`keras_kd_unchecked` always gets False).
     """
+    if keras.backend.backend() != "tensorflow":
+        return build_from_arrays(name, pair, steps)
     make_teacher, make_student, shape = PAIRS[pair]
     teacher, student = make_teacher(), make_student()
     examples = _examples(shape, steps)
@@ -179,6 +193,40 @@ def build(name, pair, steps, skip_nonfinite_steps=True):
     if name == "teacher_forward":
         return _teacher_forward_runner(teacher, data)
     raise ValueError(f"Unknown contender: {name!r}")
+
+
+def build_from_arrays(name, pair, steps):
+    """`build` on JAX or PyTorch: the same models and settings, numpy data."""
+    make_teacher, make_student, shape = PAIRS[pair]
+    teacher, student = make_teacher(), make_student()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH_SIZE * steps,) + shape).astype("float32")
+    y = rng.integers(0, 10, len(x)).astype("int32")
+    compile_args = dict(optimizer=_adam(), loss=_loss(), metrics=["accuracy"])
+    if name in ("keras_kd", "keras_kd_cached"):
+        model = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+        if name == "keras_kd_cached":
+            logits = keras.ops.convert_to_numpy(teacher.predict(x, batch_size=BATCH_SIZE, verbose=0))
+            x = {keras_kd.cache.INPUTS_KEY: x, keras_kd.cache.LOGITS_KEY: logits}
+    elif name == "keras_distillation":
+        model = keras.distillation.Distiller(
+            teacher, student,
+            distillation_losses=keras.distillation.LogitsDistillation(
+                temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
+            ),
+            student_loss_weight=ALPHA,
+        )
+    elif name == "student_alone":
+        model = student
+    else:
+        raise ValueError(f"{name!r} runs on TensorFlow only; on {keras.backend.backend()!r}: {PORTABLE_CONTENDERS}")
+    model.compile(**compile_args)
+
+    def epoch():
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0)
+
+    epoch()  # Warm-up (and compilation).
+    return epoch
 
 
 def same_math_loss(teacher_logits, logits, y, loss_fn):
@@ -235,6 +283,7 @@ def peak_memory(name, pair, steps, rounds):
     command = [
         sys.executable, "-m", "benchmarks.throughput", "--memory-of", name,
         "--pairs", pair, "--steps", str(steps), "--rounds", str(rounds),
+        "--backend", keras.backend.backend(),
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])["peak_rss_mb"]
@@ -247,6 +296,8 @@ def main():
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS))
     parser.add_argument("--out", default="benchmarks/throughput.json")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"),
+                        help="the Keras backend (default: tensorflow)")
     args = parser.parse_args()
 
     if args.memory_of:  # Child process: run one contender, report peak memory.
@@ -260,7 +311,10 @@ def main():
         return
 
     samples = BATCH_SIZE * args.steps
+    contenders = CONTENDERS if args.backend == "tensorflow" else PORTABLE_CONTENDERS
+    ratio_pairs = [(a, b) for a, b in RATIOS if a in contenders and b in contenders]
     results = {
+        "backend": args.backend,
         "machine": common.machine(),
         "batch_size": BATCH_SIZE,
         "steps_per_execution": STEPS_PER_EXECUTION,
@@ -268,26 +322,26 @@ def main():
         "rounds": args.rounds,
         "pairs": {},
     }
-    print(f"machine: {results['machine']}")
+    print(f"machine: {results['machine']}, Keras backend {args.backend}")
     print(f"batch {BATCH_SIZE}, steps_per_execution {STEPS_PER_EXECUTION}, "
           f"{args.steps} steps per timed epoch, {args.rounds} interleaved rounds")
     for pair in args.pairs:
-        runners = {name: build(name, pair, args.steps) for name in CONTENDERS}
+        runners = {name: build(name, pair, args.steps) for name in contenders}
         times = common.interleave(runners, args.rounds)
         speeds = {
-            name: float(np.median([samples / wall for wall, _ in times[name]])) for name in CONTENDERS
+            name: float(np.median([samples / wall for wall, _ in times[name]])) for name in contenders
         }
         ratios = {
             f"{a} / {b}": {
                 "wall": common.ratio_summary(times, a, b, 0),
                 "cpu": common.ratio_summary(times, a, b, 1),
             }
-            for a, b in RATIOS
+            for a, b in ratio_pairs
         }
-        memory = {name: peak_memory(name, pair, args.steps, 2) for name in CONTENDERS}
+        memory = {name: peak_memory(name, pair, args.steps, 2) for name in contenders}
         results["pairs"][pair] = {"samples_per_s": speeds, "ratios": ratios, "peak_rss_mb": memory, "times": times}
         print(f"\n[{pair}] median samples/s (peak RSS of a process running it alone):")
-        for name in CONTENDERS:
+        for name in contenders:
             print(f"  {name:24s} {speeds[name]:9,.0f}   ({memory[name]:,.1f} MiB)")
         print(f"[{pair}] speed ratios, median of per-round ratios (min-max):")
         for label, ratio in ratios.items():
