@@ -282,6 +282,12 @@ def test_feature_term_and_one_student_pass_per_step():
     np.testing.assert_allclose(moving_mean, 0.5 * hidden.mean(0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(backends.is_tensorflow(), reason="runs on TensorFlow")
+def test_xla_callback_says_where_it_runs():
+    with pytest.raises(ValueError, match=r"`XLACompile` needs Keras's TensorFlow backend .*JAX always compiles"):
+        keras_kd.callbacks.XLACompile()
+
+
 @pytest.mark.skipif(backends.is_tensorflow(), reason="export runs on TensorFlow")
 def test_export_says_where_it_runs(tmp_path):
     with pytest.raises(ValueError, match=r"`export_tflite` needs Keras's TensorFlow backend .*loads there"):

@@ -79,10 +79,19 @@ def test_selection_scores_on_validation_only(monkeypatch, capsys):
     # The test split is never given: selection cannot read it.
     monkeypatch.setattr(demo, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
     grid = {
-        "scratch": {"settings": ((0.01, None), (0.01, 0.1))},
-        "distilled": {"learning_rate": (0.01,), "temperature_alpha": ((2.0, 0.1),), "views": (0, 2)},
+        "scratch": ((0.01, None), (0.01, 0.1)),
+        "distilled": ((0.01, 2.0, 0.1, 0, None, 2), (0.01, 2.0, 0.1, 2, 0.05, 3)),
     }
     rows = demo.select(seeds=2, grid=grid, setting=demo.Setting(epochs=1))
     assert [r["method"] for r in rows].count("distilled") == 2 and len(rows) == 4
+    assert sorted(r.get("teachers", 0) for r in rows) == [0, 0, 2, 3]
     assert all(len(r["val_accuracy"]) == 2 for r in rows)
     assert "Validation accuracy (2000 images)" in capsys.readouterr().out
+
+
+def test_the_selection_grid_gives_both_students_the_same_budget():
+    from keras_kd import demo
+
+    assert len(demo.SELECTION_GRID["scratch"]) == len(demo.SELECTION_GRID["distilled"]) == 20
+    assert len(set(demo.SELECTION_GRID["scratch"])) == 20
+    assert len(set(demo.SELECTION_GRID["distilled"])) == 20

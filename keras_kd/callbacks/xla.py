@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_kd import backends
 from keras_kd import xla
 
 
@@ -18,6 +19,9 @@ class XLACompile(keras.callbacks.Callback):
     trains on without XLA. `model.xla_first_call_seconds` then holds the
     duration of the first XLA call (compile and one step).
 
+    TensorFlow only: on JAX every step is already compiled with XLA
+    (`jax.jit`), and the callback raises a `ValueError` saying so.
+
     Args:
         mode: `"auto"`, `True` or `False`. Defaults to `"auto"`.
         verbose: Int. `1` prints the decision and the first call's duration.
@@ -32,6 +36,7 @@ class XLACompile(keras.callbacks.Callback):
 
     def __init__(self, mode="auto", verbose=0):
         super().__init__()
+        backends.require_tensorflow("XLACompile")
         if mode != "auto":
             xla.resolve_jit_compile(mode)  # Checks the argument.
         self.mode = mode
