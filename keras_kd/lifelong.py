@@ -37,6 +37,7 @@ previous result: `learn_without_forgetting(distiller_ab, head_c)`.
 import keras
 
 from keras_kd import _keras_internals as internals
+from keras_kd import validation
 from keras_kd.distiller import Distiller
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd.views import LOGITS_KEY
@@ -114,6 +115,7 @@ def learn_without_forgetting(
                 "the new head, one term per old head). Received: "
                 f"{argument}={kwargs[argument]!r}"
             )
+    temperature = validation.check_temperature(temperature)
     if isinstance(old_model, Distiller):
         old_model = multi_head_model(old_model)
     names = _old_heads(old_model, old_heads)  # {head name: name in old_model}
@@ -131,7 +133,7 @@ def learn_without_forgetting(
             f"`features=`. The error was: {error}"
         ) from error
     if old_task_weight is None:
-        old_task_weight = 1.0 / float(temperature) ** 2
+        old_task_weight = 1.0 / temperature**2
     inputs = _inputs(old_model)
     student = keras.Model(
         inputs, {LOGITS_KEY: new_logits, **heads, new_name: new_logits},

@@ -301,3 +301,9 @@ def test_head_warmup_refuses_jax_with_the_way_around():
     lwf.compile(optimizer="adam", loss=SPARSE)
     with pytest.raises(ValueError, match="`HeadWarmup` does not run on Keras's JAX backend"):
         lwf.fit(x, y, epochs=1, verbose=0, callbacks=[keras_kd.callbacks.HeadWarmup(1)])
+
+
+def test_a_bad_temperature_is_refused_before_anything_is_built():
+    model = _task_a_model()
+    with pytest.raises(ValueError, match="Argument `temperature` must be a finite number > 0"):
+        keras_kd.learn_without_forgetting(model, keras.layers.Dense(3, name="task_b"), temperature=0)
