@@ -41,6 +41,16 @@ def _lwf(model, head_name="task_b", classes=NEW_CLASSES, **kwargs):
     return keras_kd.learn_without_forgetting(model, keras.layers.Dense(classes, name=head_name), **kwargs)
 
 
+def _trained_lwf(metrics=None):
+    """A task-A model, its data, and its LwF Distiller after one epoch on task B."""
+    model = _task_a_model()
+    x, y = _data()
+    lwf = _lwf(model)
+    lwf.compile(optimizer="adam", loss=SPARSE, metrics=metrics)
+    lwf.fit(x, y, epochs=1, verbose=0)
+    return model, x, y, lwf
+
+
 def test_loss_matches_numpy_reference_and_the_papers_form():
     model = _task_a_model()
     x, y = _data()
@@ -106,11 +116,7 @@ def test_distillation_keeps_the_old_head_closer_than_fine_tuning():
 
 
 def test_three_tasks_in_sequence():
-    model = _task_a_model()
-    x, y = _data()
-    lwf_b = _lwf(model)
-    lwf_b.compile(optimizer="adam", loss=SPARSE)
-    lwf_b.fit(x, y, epochs=1, verbose=0)
+    _, x, y, lwf_b = _trained_lwf()
     after_b = keras_kd.multi_head_model(lwf_b).predict(x, verbose=0)
 
     lwf_c = keras_kd.learn_without_forgetting(lwf_b, keras.layers.Dense(3, name="task_c"))
@@ -128,11 +134,7 @@ def test_three_tasks_in_sequence():
 
 
 def test_live_values_change_the_loss_without_rebuilding():
-    model = _task_a_model()
-    x, y = _data()
-    lwf = _lwf(model)
-    lwf.compile(optimizer="adam", loss=SPARSE)
-    lwf.fit(x, y, epochs=1, verbose=0)
+    _, x, y, lwf = _trained_lwf()
     function = lwf.train_function
     lwf.set_live_value("task_a_lwf_weight", 0.0)
     logs = lwf.evaluate(x, y, batch_size=len(x), return_dict=True, verbose=0)
@@ -147,11 +149,7 @@ def test_live_values_change_the_loss_without_rebuilding():
 
 
 def test_save_load_and_train_on(tmp_path):
-    model = _task_a_model()
-    x, y = _data()
-    lwf = _lwf(model)
-    lwf.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
-    lwf.fit(x, y, epochs=1, verbose=0)
+    _, x, y, lwf = _trained_lwf(metrics=["accuracy"])
     path = os.path.join(tmp_path, "lwf.keras")
     lwf.save(path)
     loaded = keras.saving.load_model(path)
@@ -170,11 +168,7 @@ def test_save_load_and_train_on(tmp_path):
 def test_multi_head_export_runs_every_head_in_litert(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    model = _task_a_model()
-    x, y = _data()
-    lwf = _lwf(model)
-    lwf.compile(optimizer="adam", loss=SPARSE)
-    lwf.fit(x, y, epochs=1, verbose=0)
+    _, x, y, lwf = _trained_lwf()
     heads = keras_kd.multi_head_model(lwf)
     path = os.path.join(tmp_path, "heads.tflite")
     report = keras_kd.export_tflite(heads, path, sample=x)
