@@ -24,8 +24,8 @@ cross-entropy of the softened outputs, equals `KL` plus the copy's entropy (a
 constant for the student), and it has no `T²`, so the paper's `λ` is
 `weight · T²`. The default `old_task_weight=None` is `1 / T²`: the paper's
 `λ = 1` at its `T = 2`. The factor 0.5 (the Distiller's `alpha`) scales the
-whole loss: Adam's steps do not change with it; with plain SGD, double the
-learning rate to take the paper's steps. The temperature and each old head's
+whole loss: Adam's steps barely change with it (only through its epsilon);
+with plain SGD, double the learning rate to take the paper's steps. The temperature and each old head's
 weight (`"<head>_lwf_weight"`) are live values: schedule them with
 `keras_kd.callbacks.LiveValueScheduler`. The paper's warm-up (the new head
 alone first) is `keras_kd.callbacks.HeadWarmup`.
