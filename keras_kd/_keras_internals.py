@@ -23,11 +23,13 @@ Checked on Keras 3.15.1 and TensorFlow 2.21.0:
 | `MultiWorkerExtended._in_multi_worker_mode` | whether a collective strategy spans workers |
 | `Adam._momentums`, `Adam._velocities`, `Optimizer._get_variable_index` | `FusedAdam`: the moment slots of a variable |
 | `tf.__internal__.distribute.strategy_supports_no_merge_call` | where an update may branch in a replica context |
+| `Layer._flatten_layers`, `Layer._seed_generators` | the augmentation's seed generators, added to the Distiller's state on JAX |
 """
 
-import tensorflow as tf
 from keras.src import backend as _backend
 from keras.src.losses import loss as _loss
+
+from keras_kd.backends import tf
 
 KERAS_VERSION_CHECKED = "3.15.1"
 TENSORFLOW_VERSION_CHECKED = "2.21.0"
@@ -120,3 +122,18 @@ def adam_slots(optimizer, variable):
 def strategy_supports_no_merge_call():
     """Whether the current strategy lets a replica branch around its update."""
     return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+def seed_generators(layer):
+    """Every `keras.random.SeedGenerator` of `layer` and its sublayers."""
+    return [
+        generator
+        for sublayer in layer._flatten_layers(include_self=True)
+        for generator in sublayer._seed_generators
+    ]
+
+
+def add_seed_generators(layer, generators):
+    """Makes `generators` part of `layer.variables` (not of its saved weights)."""
+    known = {id(g) for g in layer._seed_generators}
+    layer._seed_generators.extend(g for g in generators if id(g) not in known)

@@ -26,8 +26,9 @@ per-replica draws, are its own.
 import collections
 
 import keras
-import tensorflow as tf
 from keras import ops
+from keras_kd import backends
+from keras_kd.backends import tf
 
 # Keras's mixing layers and the name of the argument `mixing_strength` sets.
 MIXING_LAYERS = {"mixup": (keras.layers.MixUp, "alpha"), "cutmix": (keras.layers.CutMix, "factor")}
@@ -122,7 +123,11 @@ class _ReplicaSeed(keras.random.SeedGenerator):
 
 
 def _replica_id():
-    """This replica's id: a Python 0 outside `tf.distribute` replicas."""
+    """This replica's id: a Python 0 outside `tf.distribute` replicas (on
+    JAX, `keras.distribution` runs one step over the global batch, whose
+    examples each get their own draw)."""
+    if not backends.is_tensorflow():
+        return 0
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return 0

@@ -2,27 +2,27 @@
 
 The Distiller's loss (`compute_loss`: the student loss, every logit term,
 sample and class weights, several teachers, cached teacher logits, live
-values) is written in `keras.ops` and runs on TensorFlow, JAX and PyTorch.
-On JAX and PyTorch, Keras's own train and test steps call it; on
-TensorFlow, the Distiller's step adds what needs TensorFlow. The features in
+values) and its consistent augmentation and mixing are written in
+`keras.ops` and Keras layers, and run on TensorFlow, JAX and PyTorch. On JAX
+and PyTorch, Keras's own train and test steps call them; on TensorFlow, the
+Distiller's step adds what needs TensorFlow. The features in
 `TENSORFLOW_ONLY` say so with an error on the other backends, naming the
-backend.
+backend. `import keras_kd` does not import TensorFlow (`tf` below is
+imported on first use), so keras_kd runs where TensorFlow is not installed.
 """
+
+import importlib
 
 import keras
 
 TENSORFLOW = "tensorflow"
 JAX = "jax"
+TORCH = "torch"
 
 # What needs TensorFlow, and why (the error says it).
 TENSORFLOW_ONLY = {
-    "augmentation": "consistent augmentation splits Keras's layers into their "
-    "draws and runs them in the TensorFlow step",
-    "mixing": "mixing runs in the TensorFlow step with the augmentation",
     "teacher_precision": "the cheaper teacher copy is timed and synced in "
     "TensorFlow functions",
-    "skip_nonfinite_steps": "skipping a non-finite step is part of the "
-    "TensorFlow step",
     "LearnedTemperature": "its gradient reversal is a tf.custom_gradient",
     "TeacherCache": "the cache is a tf.data pipeline (its attached dataset "
     "still feeds a JAX or PyTorch fit: compute it with TensorFlow installed)",
@@ -37,6 +37,37 @@ TENSORFLOW_ONLY = {
 }
 
 
+class _LazyTensorFlow:
+    """The `tensorflow` module, imported when first used.
+
+    `import keras_kd` then works where TensorFlow is not installed (e.g. a
+    JAX or PyTorch machine): everything in `keras.ops` runs there, and a
+    TensorFlow-only feature raises an `ImportError` naming the package.
+    """
+
+    _module = None
+
+    def __getattr__(self, attribute):
+        if self._module is None:
+            try:
+                module = importlib.import_module(TENSORFLOW)
+            except ImportError as error:
+                raise ImportError(
+                    "This keras_kd feature needs TensorFlow, which is not "
+                    f"installed (Keras runs on {name()!r}). Install it with "
+                    "`pip install tensorflow`, or use the features that run "
+                    "on every backend (see docs/backends.md)."
+                ) from error
+            type(self)._module = module
+        return getattr(self._module, attribute)
+
+    def __repr__(self):
+        return "<lazily imported tensorflow>"
+
+
+tf = _LazyTensorFlow()
+
+
 def name():
     """The running Keras backend's name (`keras.backend.backend()`)."""
     return keras.backend.backend()
@@ -45,6 +76,14 @@ def name():
 def is_tensorflow():
     """Whether Keras runs on TensorFlow."""
     return name() == TENSORFLOW
+
+
+def invalid_argument_errors():
+    """The errors a backend raises for operands of the wrong shape or type
+    (TensorFlow adds its `InvalidArgumentError` to `ValueError`)."""
+    if is_tensorflow():
+        return (ValueError, tf.errors.InvalidArgumentError)
+    return (ValueError,)
 
 
 def require_tensorflow(feature):
@@ -67,6 +106,12 @@ def refuse_on_jax(feature, why):
     """Raises a `ValueError` naming `feature` and `why` on the JAX backend."""
     if name() == JAX:
         raise ValueError(f"`{feature}` does not run on Keras's JAX backend: {why}.")
+
+
+def refuse_on_torch(feature, why):
+    """Raises a `ValueError` naming `feature` and `why` on the PyTorch backend."""
+    if name() == TORCH:
+        raise ValueError(f"`{feature}` does not run on Keras's PyTorch backend: {why}.")
 
 
 def sync_training_state(model):

@@ -1,8 +1,8 @@
 """Checks of the models and terms a Distiller is built from, in Keras's voice."""
 
 import keras
-import tensorflow as tf
 
+from keras_kd.backends import tf
 from keras_kd import _keras_internals as internals
 from keras_kd import views
 from keras_kd.losses.base import DistillationTerm

@@ -4,9 +4,9 @@ import inspect
 import warnings
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import tf
 from keras_kd import _keras_internals as internals
 from keras_kd import augmentation as augmentation_module
 from keras_kd import backends
@@ -162,18 +162,14 @@ class Distiller(LiveValuesMixin, keras.Model):
         if learned is not None:
             backends.require_tensorflow("LearnedTemperature")
         if skip_nonfinite_steps is None:
-            skip_nonfinite_steps = backends.is_tensorflow()
+            skip_nonfinite_steps = backends.name() != backends.TORCH
         temperature = validation.check_temperature(learned.initial if learned else temperature)
         alpha = validation.check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
         terms = checks.as_terms(terms)
-        checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps")
-        if skip_nonfinite_steps:
-            backends.require_tensorflow("skip_nonfinite_steps")
+        if checks.check_bool(skip_nonfinite_steps, "skip_nonfinite_steps"):
+            _refuse_skipping_on_torch()
         if teacher_precision != "float32":
             backends.require_tensorflow("teacher_precision")
-        for feature, value in (("augmentation", augmentation), ("mixing", mixing)):
-            if value is not None:
-                backends.require_tensorflow(feature)
         self._teachers = Teachers(
             teachers, teacher_weights, teacher_outputs,
             [t.teacher_layer for t in terms], teacher_precision,
@@ -214,8 +210,15 @@ class Distiller(LiveValuesMixin, keras.Model):
             )
         self.teacher_inputs = teacher_inputs
         checks.check_augmentation_shape(self._views, student)
+        if not backends.is_tensorflow():
+            # JAX's step reads and returns every variable as state: the
+            # augmentation's seeds join it, or its draws would repeat.
+            for layer in self._views.random_layers:
+                internals.add_seed_generators(self, internals.seed_generators(layer))
         self._xla_update = None  # The step after augmentation, under XLA.
         self._step_student_outputs = None  # See `call`.
+        self._keras_training_step = False  # See `train_step`.
+        self._step_view = None  # See `call`.
         if student.built and all(one.built for one in teachers):
             self.built = True
 
@@ -253,7 +256,7 @@ class Distiller(LiveValuesMixin, keras.Model):
     @skip_nonfinite_steps.setter
     def skip_nonfinite_steps(self, value):
         if checks.check_bool(value, "skip_nonfinite_steps"):
-            backends.require_tensorflow("skip_nonfinite_steps")
+            _refuse_skipping_on_torch()
         self._step_guard.enabled = value
         self.train_function = None  # Traced with the old setting.
 
@@ -337,6 +340,14 @@ class Distiller(LiveValuesMixin, keras.Model):
     # Steps -----------------------------------------------------------------
 
     def call(self, inputs, training=False):
+        if self._keras_training_step and self._views.enabled:
+            # Keras's own step (JAX, PyTorch) calls the student here first:
+            # the view is drawn once, and kept for `compute_loss`'s teachers.
+            inputs, cached_logits, drawn = replay.split(inputs)
+            if drawn is not None:
+                backends.require_tensorflow("ReplayCache")
+            self._step_view = self._training_view(inputs, cached_logits, drawn)
+            inputs = self._step_view[0]
         inputs, _ = cache.split_cached(inputs)
         if self._student_view.layer_names and not backends.is_tensorflow():
             # Keras's own step (JAX, PyTorch) passes `compute_loss` only the
@@ -351,7 +362,15 @@ class Distiller(LiveValuesMixin, keras.Model):
         if not backends.is_tensorflow():
             # Keras's own step (JAX: `(state, data)`; PyTorch: `data`) calls
             # `call` for the student and `compute_loss` for the rest.
-            return super().train_step(*args)
+            self._keras_training_step = True
+            try:
+                result = super().train_step(*args)
+                if backends.name() == backends.JAX:
+                    result = self._step_guard.keep_finite_jax_state(self, args[0], result)
+                return result
+            finally:
+                self._keras_training_step = False
+                self._step_view = None
         (data,) = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, cached_logits, drawn = replay.split(x)
@@ -450,6 +469,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             The scalar float32 loss; under `tf.distribute` this replica's
             share of it, as Keras's own `compute_loss` returns.
         """
+        if self._step_view is not None:  # Drawn in `call`, this step.
+            (x, mix), self._step_view = self._step_view, None
+            teacher_outputs = self._teachers(self._teacher_view(x), None)
         if teacher_outputs is None:
             x, cached_logits, drawn = replay.split(x)
             checks.check_not_replayed(drawn)
@@ -482,6 +504,8 @@ class Distiller(LiveValuesMixin, keras.Model):
             loss += alpha * parts["student_loss"]
         parts.update(loss=loss, total_loss=loss, distillation_loss=distillation)
         self._record(parts, ops.shape(student_logits)[0])
+        if self._keras_training_step and backends.name() == backends.JAX:
+            self._step_guard.record_loss(loss)
         return loss
 
     def _compute_student_loss(self, y, student_logits, sample_weight, mix=None):
@@ -556,16 +580,15 @@ class Distiller(LiveValuesMixin, keras.Model):
         the float32 teacher is measured once and logged as `teacher_agreement`.
         """
         keras_fit = super().fit
-        if not backends.is_tensorflow():
-            return keras_fit(*args, **kwargs)
         arguments = inspect.signature(keras_fit).bind(*args, **kwargs)
-        first = None
-        if self._teachers.wants_first_batch():  # Read only then: it costs a batch.
-            first = teacher_precision_module.first_inputs(arguments.arguments.get("x"))
-        self._teachers.prepare(
-            self.distribute_strategy, first,
-            float(ops.convert_to_numpy(self._temperature_variable)),
-        )
+        if backends.is_tensorflow():
+            first = None
+            if self._teachers.wants_first_batch():  # Read only then: it costs a batch.
+                first = teacher_precision_module.first_inputs(arguments.arguments.get("x"))
+            self._teachers.prepare(
+                self.distribute_strategy, first,
+                float(ops.convert_to_numpy(self._temperature_variable)),
+            )
         callbacks = list(arguments.arguments.get("callbacks") or [])
         if self.skip_nonfinite_steps:
             callbacks.append(nonfinite.SkippedStepsWarning(self._skipped_steps.name))
@@ -699,15 +722,24 @@ class Distiller(LiveValuesMixin, keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = deserialize_config(config, custom_objects)
-        if config.get("skip_nonfinite_steps") and not backends.is_tensorflow():
+        if config.get("skip_nonfinite_steps") and backends.name() == backends.TORCH:
             warnings.warn(
                 "This Distiller was saved with skip_nonfinite_steps=True, which "
-                f"the {backends.name()!r} backend does not have: it loads with "
+                "keras_kd does not do on the 'torch' backend: it loads with "
                 "skip_nonfinite_steps=False (every update is applied, as Keras does).",
                 stacklevel=2,
             )
             config["skip_nonfinite_steps"] = False
         return cls(**config)
+
+
+def _refuse_skipping_on_torch():
+    backends.refuse_on_torch(
+        "skip_nonfinite_steps=True",
+        "PyTorch applies each update in place, so skipping one would need a "
+        "copy of every weight per step or a host sync per step (see "
+        "keras_kd.nonfinite); leave it at None or False there",
+    )
 
 
 # Config entries holding serialized Keras objects (or lists of them).

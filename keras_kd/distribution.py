@@ -20,9 +20,9 @@ axis 0 across all replicas is the scalar Keras expects. Neither changes
 anything on one device or under `MirroredStrategy`.
 """
 
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import tf
 from keras_kd import _keras_internals as internals
 
 

@@ -8,8 +8,8 @@ import tempfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_kd.backends import tf
 from keras_kd import export
 from keras_kd import files
 from keras_kd import views

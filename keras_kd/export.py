@@ -6,8 +6,8 @@ import re
 import time
 
 import numpy as np
-import tensorflow as tf
 
+from keras_kd.backends import tf
 from keras_kd import backends
 from keras_kd import files
 

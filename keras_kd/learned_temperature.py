@@ -1,11 +1,12 @@
 """A temperature learned against the student (CTKD, Li et al. 2023)."""
 
+import functools
 import math
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import tf
 from keras_kd import validation
 
 
@@ -110,11 +111,19 @@ def check_reversal(value, argument="reversal"):
     return number
 
 
-@tf.custom_gradient
 def _scale_gradient(value, scale):
     """Identity forward; multiplies the gradient by `scale` backward."""
+    return _gradient_scaler()(value, scale)
 
-    def gradient(upstream):
-        return upstream * scale, tf.zeros_like(scale)
 
-    return tf.identity(value), gradient
+@functools.cache
+def _gradient_scaler():
+    # Built on first use: importing keras_kd does not import TensorFlow.
+    @tf.custom_gradient
+    def scale_gradient(value, scale):
+        def gradient(upstream):
+            return upstream * scale, tf.zeros_like(scale)
+
+        return tf.identity(value), gradient
+
+    return scale_gradient

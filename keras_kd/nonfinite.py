@@ -14,15 +14,27 @@ the NaN update has been applied).
 
 The check costs one pass over the gradients; `Distiller(...,
 skip_nonfinite_steps=False)` turns it off.
+
+On JAX, Keras's own step computes the gradients and applies them inside one
+compiled function that returns the new state. The guard then keeps the new
+state only when the step's loss and every updated weight and optimizer slot
+are finite (a non-finite gradient makes them non-finite), and else returns
+the old trainable weights, moving statistics and optimizer state, selected
+with `where` inside the compiled step: no value is read back to the host. It
+costs one pass over the weights and optimizer slots, and the old state is
+kept until the new one is chosen. PyTorch applies updates in place, so
+skipping there needs a copy of every weight each step or a host sync per
+step: keras_kd does neither, and refuses it on PyTorch.
 """
 
 import warnings
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_kd import _keras_internals as internals
+from keras_kd import backends
+from keras_kd.backends import tf
 
 
 def is_finite(loss, gradients):
@@ -36,19 +48,26 @@ def is_finite(loss, gradients):
     3.4e38) may therefore count as non-finite too. Other dtypes (float16 sums
     overflow at 65504) are tested element by element.
     """
-    sums = [ops.sum(ops.cast(loss, "float32"))]
+    return all_finite([loss] + list(gradients))
+
+
+def all_finite(tensors):
+    """Whether every element of `tensors` (`None`s skipped) is finite, as a
+    scalar bool tensor; float32 ones are summed first (see `is_finite`)."""
+    sums = []
     checks = []
-    for g in gradients:
+    for g in tensors:
         if g is None:
             continue
-        if isinstance(g, tf.IndexedSlices):  # Embedding: only the rows touched.
-            g = g.values
+        if backends.is_tensorflow() and isinstance(g, tf.IndexedSlices):
+            g = g.values  # Embedding: only the rows touched.
         if g.dtype == "float32":
             sums.append(ops.sum(g))
         else:
             checks.append(ops.all(ops.isfinite(g)))
-    finite = ops.all(ops.isfinite(ops.stack(sums)))
-    return ops.all(ops.stack([finite] + checks)) if checks else finite
+    if sums:
+        checks.append(ops.all(ops.isfinite(ops.stack(sums))))
+    return ops.all(ops.stack(checks)) if len(checks) > 1 else checks[0]
 
 
 def apply_if_finite(optimizer, loss, gradients, variables):
@@ -151,6 +170,53 @@ class StepGuard:
             variable.assign(ops.where(finite, variable.value, value))
         self.skipped_steps.update_state(finite)
 
+    def record_loss(self, loss):
+        """In a JAX training step's `compute_loss`: notes whether `loss` is
+        finite, for `keep_finite_jax_state` (a metric variable carries it out
+        of Keras's gradient function)."""
+        if self.enabled:
+            self.skipped_steps.loss_finite.assign(ops.cast(ops.isfinite(loss), "float32"))
+
+    def keep_finite_jax_state(self, model, state, step_result):
+        """Keras's JAX `train_step` result, with the old state kept if the
+        step was not finite (see the module docstring).
+
+        Args:
+            model: The model whose step ran.
+            state: The `(trainable, non_trainable, optimizer, metrics)`
+                variable values the step started from.
+            step_result: `(logs, new_state)`, as Keras's step returns it.
+
+        Returns:
+            `(logs, state)`: the kept state, and the logs with this step
+            counted in `skipped_steps`.
+        """
+        if not self.enabled:
+            return step_result
+        logs, new_state = step_result
+        trainable, non_trainable, optimizer_state, metrics = (list(part) for part in new_state)
+        old_trainable, old_non_trainable, old_optimizer_state, _ = state
+        position = {id(v): i for i, v in enumerate(model.metrics_variables)}
+        loss_finite = metrics[position[id(self.skipped_steps.loss_finite)]] > 0.5
+        finite = ops.logical_and(loss_finite, all_finite(trainable + optimizer_state))
+
+        def keep(new, old):
+            return [ops.where(finite, n, o) for n, o in zip(new, old)]
+
+        trainable = keep(trainable, old_trainable)
+        optimizer_state = keep(optimizer_state, old_optimizer_state)
+        # Moving statistics go back; seeds keep advancing, as on TensorFlow.
+        weights = {id(v) for v in model.non_trainable_weights}
+        non_trainable = [
+            ops.where(finite, new, old) if id(v) in weights else new
+            for v, new, old in zip(model.non_trainable_variables, non_trainable, old_non_trainable)
+        ]
+        total = position[id(self.skipped_steps.total)]
+        metrics[total] = metrics[total] + 1.0 - ops.cast(finite, "float32")
+        logs = dict(logs)
+        logs[self.skipped_steps.name] = metrics[total]
+        return logs, (trainable, non_trainable, optimizer_state, metrics)
+
 
 class SkippedSteps(keras.metrics.Metric):
     """Counts the skipped training steps of the current epoch.
@@ -164,16 +230,20 @@ class SkippedSteps(keras.metrics.Metric):
         self.total = self.add_variable(
             shape=(), initializer="zeros", name="total", aggregation="sum"
         )
+        # Whether the last JAX training step's loss was finite (1.0 or 0.0).
+        self.loss_finite = self.add_variable(
+            shape=(), initializer="ones", name="loss_finite", aggregation="only_first_replica"
+        )
 
     def update_state(self, applied):
         """Adds 1 if `applied` is false (the same on every replica)."""
         skipped = 1.0 - ops.cast(applied, "float32")
         # Every replica adds its share; the variable sums them.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync if backends.is_tensorflow() else 1
         self.total.assign_add(skipped / replicas)
 
     def result(self):
-        return self.total
+        return ops.convert_to_tensor(self.total)
 
     def reset_state(self):
         self.total.assign(0.0)

@@ -1,9 +1,9 @@
 """Optimizers a user may choose: `FusedAdam`, Keras's Adam with TensorFlow's fused kernel."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import tf
 from keras_kd import _keras_internals as internals
 
 

@@ -37,8 +37,8 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_kd.backends import tf
 from keras_kd import cache
 from keras_kd import files
 from keras_kd import teacher_precision as teacher_precision_module

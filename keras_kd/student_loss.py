@@ -1,9 +1,9 @@
 """The student loss on the labels: the `loss` passed to `Distiller.compile`."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
+from keras_kd import backends
 from keras_kd import reduction
 
 
@@ -42,7 +42,7 @@ def student_loss(loss, y, student_logits, sample_weight):
     when the labels do not fit the loss."""
     try:
         return ops.cast(loss(y, student_logits, sample_weight=sample_weight), "float32")
-    except (ValueError, tf.errors.InvalidArgumentError) as error:
+    except backends.invalid_argument_errors() as error:
         raise ValueError(
             "The labels do not fit the student loss "
             f"`{loss.name}`: labels of shape "

@@ -13,7 +13,8 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from keras_kd.backends import tf
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 CHOICES = PRECISIONS + ("auto",)

@@ -2,9 +2,9 @@
 
 import warnings
 
-import tensorflow as tf
 from keras import ops
 
+from keras_kd.backends import tf
 from keras_kd import cache
 from keras_kd import ensemble
 from keras_kd import teacher_precision as precision_module

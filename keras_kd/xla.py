@@ -5,7 +5,8 @@ import re
 import time
 import warnings
 
-import tensorflow as tf
+from keras_kd.backends import tf
+
 
 MODES = ("auto", True, False)
 

@@ -9,6 +9,7 @@ on.
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 import keras_kd
 from keras_kd import backends
 from keras_kd import cache
+from keras_kd import replay
 from tests import reference
 
 FEATURES, CLASSES = 6, 4
@@ -209,7 +211,7 @@ def test_save_load_and_train_on(tmp_path):
 def test_a_file_saved_on_tensorflow_loads_and_trains_on():
     """`tests/fixtures/distiller_cc9dbb0.keras` was written on TensorFlow."""
     saved = np.load(os.path.join(FIXTURES, "distiller_cc9dbb0.npz"))
-    with pytest.warns(UserWarning, match="skip_nonfinite_steps") if not backends.is_tensorflow() else _nothing():
+    with pytest.warns(UserWarning, match="skip_nonfinite_steps") if backends.name() == "torch" else _nothing():
         distiller = keras.saving.load_model(os.path.join(FIXTURES, "distiller_cc9dbb0.keras"))
     np.testing.assert_allclose(
         distiller.predict(saved["x"], verbose=0), saved["predictions"], rtol=1e-5, atol=1e-5
@@ -232,9 +234,7 @@ class _nothing:
 @pytest.mark.parametrize(
     "kwargs, feature",
     [
-        ({"augmentation": keras.layers.RandomFlip("horizontal")}, "augmentation"),
         ({"teacher_precision": "bfloat16"}, "teacher_precision"),
-        ({"skip_nonfinite_steps": True}, "skip_nonfinite_steps"),
     ],
 )
 def test_tensorflow_only_features_say_so(kwargs, feature):
@@ -242,9 +242,60 @@ def test_tensorflow_only_features_say_so(kwargs, feature):
         keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"), **kwargs)
 
 
+@pytest.mark.skipif(backends.is_tensorflow(), reason="replay runs on TensorFlow")
+def test_replayed_views_say_so():
+    x, y = _images()
+    replayed = {
+        cache.INPUTS_KEY: x, cache.LOGITS_KEY: np.zeros((len(x), CLASSES), "float32"),
+        replay.TRANSFORMATIONS_KEY: {"0/flips": np.zeros((len(x), 1), "float32")},
+    }
+    distiller = keras_kd.Distiller(
+        _cnn(4, 1, "teacher"), _cnn(2, 2, "student"), augmentation=_translate_and_flip()
+    )
+    distiller.compile(optimizer="sgd", loss=SPARSE)
+    with pytest.raises(ValueError, match=r"`ReplayCache` needs Keras's TensorFlow backend"):
+        distiller.fit(replayed, y, batch_size=len(x), epochs=1, verbose=0)
+
+
 def test_nonfinite_skipping_default_per_backend():
     distiller = keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"))
-    assert distiller.skip_nonfinite_steps is backends.is_tensorflow()
+    assert distiller.skip_nonfinite_steps is (backends.name() != "torch")
+
+
+@pytest.mark.skipif(backends.name() != "torch", reason="skipping runs on TensorFlow and JAX")
+def test_nonfinite_skipping_says_why_not_on_torch():
+    with pytest.raises(ValueError, match=r"`skip_nonfinite_steps=True` does not run on Keras's PyTorch backend: .*in place"):
+        keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"), skip_nonfinite_steps=True)
+
+
+def _fit_with_batchnorm(x, y, rows):
+    distiller = keras_kd.Distiller(
+        _mlp(16, 1, "teacher"), _with_batchnorm(8, 2, "student"), temperature=2.0, alpha=0.5
+    )
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SPARSE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = distiller.fit(x[rows], y[rows], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    skipped = [str(w.message) for w in caught if "were skipped" in str(w.message)]
+    state = [keras.ops.convert_to_numpy(v) for v in distiller.student.weights + distiller.optimizer.variables]
+    return distiller, history.history, skipped, state
+
+
+@pytest.mark.skipif(backends.name() == "torch", reason="not done on PyTorch (see above)")
+def test_a_nonfinite_step_is_skipped_as_if_the_batch_were_absent():
+    x, y = _data(32)
+    x[2 * 8 + 3, 0] = np.nan  # Batch 2 of 4.
+    everything = np.arange(32)
+    skipping, history, skipped, state = _fit_with_batchnorm(x, y, everything)
+    _, _, _, absent = _fit_with_batchnorm(x, y, np.delete(everything, np.arange(16, 24)))
+    # Weights, BatchNorm statistics, Adam's moments and step count: as if
+    # the bad batch had not been there.
+    for got, expected in zip(state, absent):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert int(keras.ops.convert_to_numpy(skipping.optimizer.iterations)) == 2 * 3
+    assert history["skipped_steps"] == [1.0, 1.0]
+    assert np.isnan(history["loss"]).all()  # The logged mean includes the batch.
+    assert len(skipped) == 2
 
 
 def _with_batchnorm(hidden, seed, name):
@@ -295,6 +346,23 @@ def test_export_says_where_it_runs(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(backends.is_tensorflow(), reason="TensorFlow runs this suite")
+def test_keras_kd_trains_where_tensorflow_is_not_installed():
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "no_tensorflow_script.py")
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert run["backend"] == backends.name()
+    assert not run["tensorflow_imported"]
+    assert all(np.isfinite(value) for values in run["history"].values() for value in values)
+    assert np.isfinite(run["evaluation"]["loss"])
+    assert "needs TensorFlow, which is not installed" in run["teacher_cache_error"]
+
+
 @pytest.mark.skipif(backends.name() != "jax", reason="keras.distribution on JAX")
 def test_jax_data_parallel_on_two_devices_equals_one():
     import json
@@ -306,7 +374,124 @@ def test_jax_data_parallel_on_two_devices_equals_one():
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     assert runs["devices"] == 2
-    for name, values in runs["one"]["history"].items():
-        np.testing.assert_allclose(runs["two"]["history"][name], values, rtol=1e-5)
-    for one, two in zip(runs["one"]["weights"], runs["two"]["weights"]):
-        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+    for run in ("", "_augmented"):
+        one, two = runs["one" + run], runs["two" + run]
+        for name, values in one["history"].items():
+            np.testing.assert_allclose(two["history"][name], values, rtol=1e-5, atol=1e-6)
+        for one_weights, two_weights in zip(one["weights"], two["weights"]):
+            np.testing.assert_allclose(two_weights, one_weights, rtol=1e-5, atol=1e-6)
+
+
+# Consistent augmentation ------------------------------------------------------
+
+
+def _cnn(filters, seed, name, recorder=None):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((8, 8, 1))] + ([recorder] if recorder else [])
+    layers += [
+        keras.layers.Conv2D(filters, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(CLASSES),
+    ]
+    return keras.Sequential(layers, name=name)
+
+
+def _translate_and_flip(seed=1):
+    return keras.Sequential([
+        keras.layers.RandomTranslation(0.25, 0.25, seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seed + 1),
+    ])
+
+
+def _images(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 8, 8, 1)).astype("float32"), rng.integers(0, CLASSES, n).astype("int32")
+
+
+class _Recorder(keras.layers.Layer):
+    """Identity; keeps a numpy copy of every concrete input it sees (run
+    eagerly; JAX's shape inference passes abstract values, not kept)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def call(self, inputs):
+        try:
+            self.seen.append(keras.ops.convert_to_numpy(inputs))
+        except Exception:  # noqa: BLE001 - an abstract value has no numbers.
+            pass
+        return inputs
+
+
+@pytest.mark.parametrize("mixing", [None, "mixup"])
+def test_both_models_see_one_augmented_view_and_evaluation_the_raw_one(mixing):
+    teacher_seen, student_seen = _Recorder(name="teacher_inputs"), _Recorder(name="student_inputs")
+    teacher, student = _cnn(8, 1, "teacher", teacher_seen), _cnn(4, 2, "student", student_seen)
+    x, y = _images(32)
+    distiller = keras_kd.Distiller(teacher, student, augmentation=_translate_and_flip(), mixing=mixing)
+    distiller.compile(optimizer="sgd", loss=SPARSE, run_eagerly=True)
+    teacher_seen.seen.clear(), student_seen.seen.clear()  # Keras's build pass.
+    distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert len(teacher_seen.seen) == len(student_seen.seen) == 2
+    for batch, (by_teacher, by_student) in enumerate(zip(teacher_seen.seen, student_seen.seen)):
+        np.testing.assert_array_equal(by_teacher, by_student)
+        assert not np.allclose(by_student, x[16 * batch:16 * (batch + 1)])
+    teacher_seen.seen.clear(), student_seen.seen.clear()
+    distiller.evaluate(x, y, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(teacher_seen.seen[-1], x)
+    np.testing.assert_array_equal(student_seen.seen[-1], x)
+    student_seen.seen.clear()
+    distiller.predict(x, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(student_seen.seen[-1], x)
+
+
+def test_compiled_augmented_steps_draw_new_views_and_match_numpy():
+    """Each step's loss equals numpy on the view Keras's own layers draw from
+    the same seeds: the step draws afresh (on JAX its seeds are state, not
+    constants of the compiled step) and both models see that view."""
+    teacher, student = _cnn(8, 1, "teacher"), _cnn(4, 2, "student")
+    x, y = _images()
+    mixing = keras.layers.MixUp(alpha=0.4, seed=5)
+    distiller = keras_kd.Distiller(
+        teacher, student, temperature=3.0, alpha=0.3, augmentation=_translate_and_flip(), mixing=mixing
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SPARSE)
+    history = distiller.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0)
+    keras_own, keras_mixup = _translate_and_flip(), keras.layers.MixUp(alpha=0.4, seed=5)
+    losses = []
+    for _ in range(3):
+        view = keras_own(x, training=True)
+        drawn = keras_mixup.get_random_transformation(view, training=True, seed=keras_mixup.generator)
+        mixed = keras_mixup.transform_images(view, drawn, training=True)
+        weight = keras.ops.convert_to_numpy(drawn["mix_weight"]).reshape(-1).astype("float64")
+        partner = keras.ops.convert_to_numpy(drawn["permutation_order"])
+        t, s = _logits(teacher, mixed).astype("float64"), _logits(student, mixed).astype("float64")
+        label_loss = np.mean(
+            weight * reference.sparse_crossentropy(y, s)
+            + (1 - weight) * reference.sparse_crossentropy(y[partner], s)
+        )
+        losses.append(0.3 * label_loss + 0.7 * np.mean(reference.kl(t, s, 3.0)))
+    assert len(set(np.round(losses, 6))) == 3  # Three different views.
+    np.testing.assert_allclose(history.history["loss"], losses, rtol=1e-5)
+
+
+def test_augmentation_seed_state_is_saved_and_loaded(tmp_path):
+    augmentation = _translate_and_flip()
+
+    def states(layers):
+        return [keras.ops.convert_to_numpy(layer.generator.state).tolist() for layer in layers]
+
+    initial = states(augmentation.layers)
+    distiller = keras_kd.Distiller(_cnn(8, 1, "teacher"), _cnn(4, 2, "student"), augmentation=augmentation)
+    distiller.compile(optimizer="adam", loss=SPARSE)
+    x, y = _images()
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    trained = states(augmentation.layers)
+    assert trained != initial  # The fit's draws advanced the seeds.
+    path = os.path.join(tmp_path, "augmented.keras")
+    distiller.save(path)
+    loaded = keras.saving.load_model(path)
+    assert states(loaded.augmentation.layers) == trained
+    loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert states(loaded.augmentation.layers) != trained

@@ -139,3 +139,21 @@ def test_strategy_supports_no_merge_call():
     assert internals.strategy_supports_no_merge_call() in (True, False), _moved(
         "tf.__internal__.distribute.strategy_supports_no_merge_call"
     )
+
+
+def test_seed_generators_and_adding_them_to_a_layer():
+    augmentation = keras.Sequential([
+        keras.layers.RandomTranslation(0.1, 0.1, seed=1), keras.layers.RandomFlip(seed=2),
+    ])
+    generators = internals.seed_generators(augmentation)
+    expected = [augmentation.layers[0].generator, augmentation.layers[1].generator]
+    assert [id(g) for g in generators] == [id(g) for g in expected], _moved(
+        "Layer._flatten_layers / Layer._seed_generators"
+    )
+    holder = keras.layers.Dense(2)
+    holder.build((None, 3))
+    internals.add_seed_generators(holder, generators)
+    internals.add_seed_generators(holder, generators)  # Added once.
+    states = [v for v in holder.variables if any(v is g.state for g in generators)]
+    assert len(states) == 2, _moved("Layer._seed_generators (in Layer.variables)")
+    assert len(holder.weights) == 2  # Not saved as weights.
