@@ -318,6 +318,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         config = super().get_compile_config()
         if config:
             config["loss"] = keras.saving.serialize_keras_object(self._student_loss_config)
+            config["optimizer"] = _portable_optimizer_config(config.get("optimizer"))
         return config
 
     def compile_from_config(self, config):
@@ -731,6 +732,22 @@ class Distiller(LiveValuesMixin, keras.Model):
             )
             config["skip_nonfinite_steps"] = False
         return cls(**config)
+
+
+# Where Keras keeps an optimizer's backend-specific twin (PyTorch's fused Adam...).
+_BACKEND_MODULES = "keras.src.backend."
+
+
+def _portable_optimizer_config(config):
+    """A serialized optimizer that names `keras.optimizers`, not the saving
+    backend's own class: Keras saves PyTorch's `Adam` as
+    `keras.src.backend.torch.optimizers.torch_adam.Adam`, which TensorFlow
+    cannot train with. Nested optimizers (`LossScaleOptimizer`) too."""
+    if isinstance(config, dict):
+        config = {key: _portable_optimizer_config(value) for key, value in config.items()}
+        if str(config.get("module", "")).startswith(_BACKEND_MODULES):
+            config["module"] = "keras.optimizers"
+    return config
 
 
 def _refuse_skipping_on_torch():

@@ -222,6 +222,35 @@ def test_a_file_saved_on_tensorflow_loads_and_trains_on():
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.skipif(backends.is_tensorflow(), reason="saved here, loaded on TensorFlow")
+def test_a_file_saved_here_loads_and_trains_on_tensorflow(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+    x, y = _data()
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.2)
+    distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
+    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    distiller.temperature = 2.5
+    path, arrays = os.path.join(tmp_path, "distiller.keras"), os.path.join(tmp_path, "arrays.npz")
+    distiller.save(path)
+    np.savez(arrays, x=x, y=y, predictions=distiller.predict(x, verbose=0))
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_on_tensorflow_script.py")
+    environment = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run(
+        [sys.executable, script, path, arrays], capture_output=True, text=True, timeout=600, env=environment
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert run["backend"] == "tensorflow"
+    assert run["max_prediction_difference"] < 1e-5
+    assert run["temperature"] == 2.5
+    assert (run["iterations_loaded"], run["iterations_after"]) == (4, 8)
+    assert np.isfinite(run["loss"][0])
+
+
 class _nothing:
     def __enter__(self):
         return self
