@@ -33,8 +33,9 @@ measured per contender in a subprocess of its own. Writes JSON.
 With `--backend jax` or `--backend torch` the same pairs train on that Keras
 backend from numpy arrays (what a JAX or PyTorch user feeds `fit`), with the
 contenders that exist there: `keras_kd`, `keras_kd_cached` (the cached
-logits as the arrays `TeacherCache.attach` yields), `keras_distillation` and
-`student_alone`; on those backends both distillers run Keras's own step.
+logits as the arrays `TeacherCache.attach` yields), `keras_distillation`,
+`student_alone`, and on JAX `keras_kd_unchecked`; on those backends both
+distillers run Keras's own step.
 
     python -m benchmarks.throughput [--rounds 6] [--steps 30] [--pairs mlp conv]
     python -m benchmarks.throughput --backend jax --out benchmarks/throughput_jax.json
@@ -74,8 +75,10 @@ CONTENDERS = (
     "hand_written_fused_adam",
     "teacher_forward",
 )
-# The contenders that exist on JAX and PyTorch.
+# The contenders that exist on JAX and PyTorch (`keras_kd_unchecked` differs
+# from `keras_kd` on JAX only: PyTorch has no non-finite check to turn off).
 PORTABLE_CONTENDERS = ("keras_kd", "keras_kd_cached", "keras_distillation", "student_alone")
+JAX_CONTENDERS = PORTABLE_CONTENDERS + ("keras_kd_unchecked",)
 RATIOS = [
     ("keras_kd", "keras_distillation"),
     ("keras_kd_unchecked", "keras_distillation"),
@@ -84,6 +87,7 @@ RATIOS = [
     ("keras_kd_fused_adam", "hand_written_fused_adam"),
     ("keras_kd_cached", "student_alone"),
     ("keras_kd", "teacher_forward"),
+    ("keras_kd", "keras_kd_unchecked"),
 ]
 
 
@@ -203,8 +207,11 @@ def build_from_arrays(name, pair, steps):
     x = rng.normal(size=(BATCH_SIZE * steps,) + shape).astype("float32")
     y = rng.integers(0, 10, len(x)).astype("int32")
     compile_args = dict(optimizer=_adam(), loss=_loss(), metrics=["accuracy"])
-    if name in ("keras_kd", "keras_kd_cached"):
-        model = keras_kd.Distiller(teacher, student, temperature=TEMPERATURE, alpha=ALPHA)
+    if name in ("keras_kd", "keras_kd_cached", "keras_kd_unchecked"):
+        model = keras_kd.Distiller(
+            teacher, student, temperature=TEMPERATURE, alpha=ALPHA,
+            skip_nonfinite_steps=False if name == "keras_kd_unchecked" else None,
+        )
         if name == "keras_kd_cached":
             logits = keras.ops.convert_to_numpy(teacher.predict(x, batch_size=BATCH_SIZE, verbose=0))
             x = {keras_kd.cache.INPUTS_KEY: x, keras_kd.cache.LOGITS_KEY: logits}
@@ -311,7 +318,7 @@ def main():
         return
 
     samples = BATCH_SIZE * args.steps
-    contenders = CONTENDERS if args.backend == "tensorflow" else PORTABLE_CONTENDERS
+    contenders = {"tensorflow": CONTENDERS, "jax": JAX_CONTENDERS}.get(args.backend, PORTABLE_CONTENDERS)
     ratio_pairs = [(a, b) for a, b in RATIOS if a in contenders and b in contenders]
     results = {
         "backend": args.backend,

@@ -16,7 +16,11 @@ augmentation layers:
   seed, so every replica's examples get their own draws; with one device the
   draws are exactly the layer's own (`layer(x, training=True)`);
 - the draws come from the layers' own `SeedGenerator`s, which the Distiller
-  saves with its weights: a restored run draws the same views.
+  saves with its weights: a restored run draws the same views;
+- on JAX and PyTorch the same code runs inside Keras's own step (the view is
+  drawn in the Distiller's `call`); on JAX the seeds are part of the step's
+  state, and under `keras.distribution.DataParallel` one step draws for the
+  whole global batch, one transformation per example.
 
 Any other callable `x -> x` (a `keras.Sequential` with other layers, a
 function) is applied as it is: its randomness, and under `tf.distribute` its

@@ -82,9 +82,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             Defaults to `None` (equal).
         skip_nonfinite_steps: Bool. Skip (and count as `skipped_steps`) a step
             whose loss or gradients are not finite; `False` applies every
-            update, as Keras does. Defaults to `None`: `True` on TensorFlow,
-            `False` on JAX and PyTorch (where Keras's own step runs, see
-            `keras_kd.backends`).
+            update, as Keras does. Defaults to `None`: `True` on TensorFlow
+            and JAX, `False` on PyTorch, which cannot skip an update without
+            a host sync (see `keras_kd.nonfinite`).
         teacher_precision: The number format of the teacher's pass:
             `"float32"`, `"bfloat16"`, `"float16"` (a copy of the teacher in
             that format runs; its agreement with the float32 teacher on the
@@ -96,7 +96,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             images both models see ("consistent augmentation"): Keras
             augmentation layers (one, or a `keras.Sequential` of them, drawn
             per replica and replayable, see `keras_kd.augmentation`) or any
-            callable `x -> x`. `evaluate` and `predict` never augment. With
+            callable `x -> x`, on every backend (on JAX, the random draws of
+            a plain function, not a Keras layer, are not part of the step's
+            state). `evaluate` and `predict` never augment. With
             `jit_compile=True` it runs before the XLA-compiled rest of the
             step (Keras's projective transforms do not compile under XLA).
             Defaults to `None`.

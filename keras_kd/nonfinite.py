@@ -200,17 +200,17 @@ class StepGuard:
         loss_finite = metrics[position[id(self.skipped_steps.loss_finite)]] > 0.5
         finite = ops.logical_and(loss_finite, all_finite(trainable + optimizer_state))
 
-        def keep(new, old):
-            return [ops.where(finite, n, o) for n, o in zip(new, old)]
-
-        trainable = keep(trainable, old_trainable)
-        optimizer_state = keep(optimizer_state, old_optimizer_state)
         # Moving statistics go back; seeds keep advancing, as on TensorFlow.
         weights = {id(v) for v in model.non_trainable_weights}
-        non_trainable = [
-            ops.where(finite, new, old) if id(v) in weights else new
-            for v, new, old in zip(model.non_trainable_variables, non_trainable, old_non_trainable)
-        ]
+        kept = [i for i, v in enumerate(model.non_trainable_variables) if id(v) in weights]
+        # One branch (`lax.cond`), not an element-wise select over the state.
+        trainable, optimizer_state, statistics = ops.cond(
+            finite,
+            lambda: (trainable, optimizer_state, [non_trainable[i] for i in kept]),
+            lambda: (list(old_trainable), list(old_optimizer_state), [old_non_trainable[i] for i in kept]),
+        )
+        for i, value in zip(kept, statistics):
+            non_trainable[i] = value
         total = position[id(self.skipped_steps.total)]
         metrics[total] = metrics[total] + 1.0 - ops.cast(finite, "float32")
         logs = dict(logs)
