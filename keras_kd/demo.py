@@ -81,6 +81,10 @@ class Setting:
             (`ReplayCache`, consistent augmentation).
         translation: The augmentation's `RandomTranslation` factor (with a
             horizontal `RandomFlip`).
+        labeled_per_class: The student's labeled training images per class:
+            the first of each class in the embedded (shuffled) training
+            split, or `None` for all 1,000 (`student_training_data`). The
+            teacher was trained on all of them.
     """
 
     student_filters: tuple = (8, 16)
@@ -93,6 +97,7 @@ class Setting:
     alpha: float = 0.5
     views: int = 0
     translation: float = 0.05
+    labeled_per_class: int = None
 
 
 DEFAULT = Setting()
@@ -248,6 +253,25 @@ def teacher_training_data(data_dir=None, data_path=DATA_PATH):
     return images, np.asarray(labels)[keep].astype("int32")
 
 
+def student_training_data(train, setting=DEFAULT):
+    """The student's training images: the first `setting.labeled_per_class`
+    of each class of `train` (in its stored, shuffled order), or all of them.
+
+    Args:
+        train: `(images, labels)`, the embedded training split.
+        setting: The `Setting` (its `labeled_per_class`).
+
+    Returns:
+        `(images, labels)`, in `train`'s order.
+    """
+    per_class = setting.labeled_per_class
+    if per_class is None:
+        return train
+    images, labels = train
+    rows = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
+    return images[rows], labels[rows]
+
+
 def load_teachers(paths=TEACHER_PATHS):
     """The shipped teachers, a list of `teacher_model()`s."""
     teachers = []
@@ -388,10 +412,12 @@ def run(output="demo_output", seeds=3, setting=DEFAULT, data_path=DATA_PATH, tea
     start = time.perf_counter()
     os.makedirs(output, exist_ok=True)
     tf.get_logger().setLevel("ERROR")  # Not one retracing notice per model predicted.
-    train, val, test = load(data_path)
+    full_train, val, test = load(data_path)
+    train = student_training_data(full_train, setting)
     say = print if verbose else (lambda *args, **kwargs: None)
-    say(f"Data: Fashion-MNIST subset, {len(train[0])} training / {len(val[0])} validation / "
-        f"{len(test[0])} test images (keras_kd/demo_data).")
+    say(f"Data: Fashion-MNIST subset (keras_kd/demo_data): the students train on {len(train[0])} "
+        f"labeled images (the teachers were trained on all {len(full_train[0])}), "
+        f"{len(val[0])} validation / {len(test[0])} test images.")
     teachers = load_teachers(teacher_paths)
     teacher = ensemble(teachers)
     probe = student_model(setting)
@@ -548,6 +574,7 @@ def select(seeds=2, grid=None, setting=DEFAULT, data_path=DATA_PATH,
     """
     grid = grid or SELECTION_GRID
     train, val, _ = load(data_path)
+    train = student_training_data(train, setting)
     all_teachers = load_teachers(teacher_paths)
     rows = []
 
