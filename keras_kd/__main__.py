@@ -16,9 +16,9 @@ def main(argv=None):
         help="scratch vs distilled phone-sized student, tested for a significant gain",
         description=(
             "On the embedded Fashion-MNIST subset and its shipped teacher: train the "
-            "phone-sized student from scratch (with and without augmentation) and distilled, "
-            "for several seeds; compare the distilled student with the best scratch one "
-            "(chosen on validation) on the test split with McNemar's exact test; export the "
+            "phone-sized student from scratch (the variant the selection chose on validation) "
+            "and distilled, for several seeds; compare the two on the test split with "
+            "McNemar's exact test; export the "
             "distilled student to int8 TFLite and check it in LiteRT. Offline."
         ),
     )
