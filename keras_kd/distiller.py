@@ -369,7 +369,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             try:
                 result = super().train_step(*args)
                 if backends.name() == backends.JAX:
-                    result = self._step_guard.keep_finite_jax_state(self, args[0], result)
+                    result = self._step_guard.keep_finite_jax_state(self, args[0], result, self.student)
                 return result
             finally:
                 self._keras_training_step = False

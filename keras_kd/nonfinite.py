@@ -177,7 +177,7 @@ class StepGuard:
         if self.enabled:
             self.skipped_steps.loss_finite.assign(ops.cast(ops.isfinite(loss), "float32"))
 
-    def keep_finite_jax_state(self, model, state, step_result):
+    def keep_finite_jax_state(self, model, state, step_result, trained):
         """Keras's JAX `train_step` result, with the old state kept if the
         step was not finite (see the module docstring).
 
@@ -186,6 +186,9 @@ class StepGuard:
             state: The `(trainable, non_trainable, optimizer, metrics)`
                 variable values the step started from.
             step_result: `(logs, new_state)`, as Keras's step returns it.
+            trained: The model whose moving statistics the step updates (the
+                student); only its non-trainable weights are restored, not a
+                frozen teacher's, which the step does not change.
 
         Returns:
             `(logs, state)`: the kept state, and the logs with this step
@@ -201,7 +204,7 @@ class StepGuard:
         finite = ops.logical_and(loss_finite, all_finite(trainable + optimizer_state))
 
         # Moving statistics go back; seeds keep advancing, as on TensorFlow.
-        weights = {id(v) for v in model.non_trainable_weights}
+        weights = {id(v) for v in trained.non_trainable_weights}
         kept = [i for i, v in enumerate(model.non_trainable_variables) if id(v) in weights]
         # One branch (`lax.cond`), not an element-wise select over the state.
         trainable, optimizer_state, statistics = ops.cond(
