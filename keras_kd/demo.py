@@ -16,9 +16,9 @@ labeled data than the teacher was trained on.
    `Setting.scratch_augmentation`) and distilled from the teachers' logits
    on replayed augmented views (their mixture is the soft target), at equal
    epochs with the same optimizer;
-3. the distilled student is compared with the scratch one on the test split, image by
-   image (each image's correctness averaged over the seeds), with McNemar's
-   exact test (`keras_kd.mcnemar_test`);
+3. the distilled student is compared with the scratch one on the test
+   split, image by image (each image's correctness averaged over the
+   seeds), with McNemar's exact test (`keras_kd.mcnemar_test`);
 4. the distilled student of the first seed is exported to int8 TFLite and
    evaluated in LiteRT.
 
