@@ -1,4 +1,4 @@
-"""keras_kd: knowledge distillation for Keras 3 on TensorFlow."""
+"""keras_kd: knowledge distillation for Keras 3 (TensorFlow; the Distiller also on JAX and PyTorch)."""
 
 from keras_kd import augmentation
 from keras_kd import callbacks
