@@ -190,15 +190,22 @@ def test_live_values_change_without_rebuilding_the_step():
     np.testing.assert_allclose(_logs(distiller, x, y)["loss"], expected, rtol=1e-5)
 
 
-def test_save_load_and_train_on(tmp_path):
-    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
+def _trained_and_saved(tmp_path):
+    """A Distiller trained 4 steps (temperature then set to 2.5), saved:
+    `(distiller, path, x, y)`."""
     x, y = _data()
-    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.2)
+    distiller = keras_kd.Distiller(_mlp(16, 1, "teacher"), _mlp(8, 2, "student"), temperature=3.0, alpha=0.2)
     distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
     distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
     distiller.temperature = 2.5
     path = os.path.join(tmp_path, "distiller.keras")
     distiller.save(path)
+    return distiller, path, x, y
+
+
+def test_save_load_and_train_on(tmp_path):
+    distiller, path, x, y = _trained_and_saved(tmp_path)
+    student = distiller.student
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(_logits(loaded.student, x), _logits(student, x), rtol=1e-6, atol=1e-6)
     assert float(keras.ops.convert_to_numpy(loaded.temperature)) == 2.5
@@ -228,14 +235,8 @@ def test_a_file_saved_here_loads_and_trains_on_tensorflow(tmp_path):
     import subprocess
     import sys
 
-    teacher, student = _mlp(16, 1, "teacher"), _mlp(8, 2, "student")
-    x, y = _data()
-    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.2)
-    distiller.compile(optimizer="adam", loss=SPARSE, metrics=["accuracy"])
-    distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    distiller.temperature = 2.5
-    path, arrays = os.path.join(tmp_path, "distiller.keras"), os.path.join(tmp_path, "arrays.npz")
-    distiller.save(path)
+    distiller, path, x, y = _trained_and_saved(tmp_path)
+    arrays = os.path.join(tmp_path, "arrays.npz")
     np.savez(arrays, x=x, y=y, predictions=distiller.predict(x, verbose=0))
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_on_tensorflow_script.py")
     environment = {**os.environ, "KERAS_BACKEND": "tensorflow"}
