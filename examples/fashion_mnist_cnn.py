@@ -315,8 +315,9 @@ for seed in seeds:
 ## Results on the whole test split
 
 The two students are compared image by image: an exact paired test
-(McNemar's) on each test image's correctness averaged over the seeds. The report puts the Keras
-models and the int8 file side by side (accuracy, size, LiteRT latency).
+(McNemar's) on each test image's correctness averaged over the seeds. The
+report puts the Keras models and the int8 file side by side (accuracy, size,
+LiteRT latency).
 """
 
 test_correct = {method: np.stack([correct(m, x_test, y_test) for m in models[method]]) for method in models}
