@@ -306,10 +306,13 @@ export = keras_kd.callbacks.TFLiteExport(
 )
 print(f"Final comparison (seeds {', '.join(map(str, seeds))}):")
 models = {"scratch": [], "distilled": []}
+val_accuracy = {"scratch": [], "distilled": []}
 for seed in seeds:
     for method, (augmented, rate) in chosen.items():
         callbacks = [export] if method == "distilled" and not models["distilled"] else []
-        models[method].append(train(method, rate, augmented, seed, callbacks)[0])
+        model, accuracy = train(method, rate, augmented, seed, callbacks)
+        models[method].append(model)
+        val_accuracy[method].append(accuracy)
 
 """
 ## Results on the whole test split
@@ -321,7 +324,6 @@ LiteRT latency).
 """
 
 test_correct = {method: np.stack([correct(m, x_test, y_test) for m in models[method]]) for method in models}
-val_accuracy = {method: [100 * correct(m, x_val, y_val).mean() for m in models[method]] for method in models}
 comparison = keras_kd.mcnemar_test(test_correct["scratch"], test_correct["distilled"])
 gains = 100 * (test_correct["distilled"].mean(axis=1) - test_correct["scratch"].mean(axis=1))
 

@@ -44,6 +44,27 @@ def test_example_runs_with_tiny_settings(script, rows, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
+def test_fashion_mnist_cnn_trains_its_teacher_once(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [
+        sys.executable, str(ROOT / "examples" / "fashion_mnist_cnn.py"), "--data-dir", DATA_DIR,
+        "--train-examples", "256", "--teacher-epochs", "1", "--student-epochs", "1", "--seeds", "1",
+        "--output", str(tmp_path),
+    ]
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    first, second = (
+        [line for line in run.stdout.splitlines() if line.startswith("teacher:")] for run in runs
+    )
+    assert "trained for 1 epochs" in first[0] and "loaded" in second[0]
+    # The loaded teacher is the trained one: the same validation accuracy.
+    assert first[1] == second[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
 def test_multi_worker_example_runs_two_local_workers(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
