@@ -18,7 +18,7 @@ DATA_DIR = os.environ.get("TFDS_DATA_DIR") or str(SHARED_TFDS)
     "script, rows",
     [
         ("mnist_hinton.py", ["| scratch, jittered |", "| distilled (consistent views) |",
-                             "| teacher (784-1200-1200-10", "| student: distilled (paper), lr",
+                             "| teacher (conv net", "| student: distilled (paper), lr",
                              "| student: distilled (consistent views), lr", "McNemar p ="]),
         ("fashion_mnist_cnn.py", ["| scratch | yes |", "| distilled | yes |", "| distilled student, int8 TFLite |",
                                   "top-1 agreement", "exact paired test (McNemar) p ="]),
