@@ -46,10 +46,11 @@ def test_example_runs_with_tiny_settings(script, rows, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not pathlib.Path(DATA_DIR).is_dir(), reason="needs offline tfds data (TFDS_DATA_DIR or ../shared)")
-def test_fashion_mnist_cnn_trains_its_teacher_once(tmp_path):
+@pytest.mark.parametrize("script", ["fashion_mnist_cnn.py", "mnist_hinton.py"])
+def test_example_trains_its_teacher_once(script, tmp_path):
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     command = [
-        sys.executable, str(ROOT / "examples" / "fashion_mnist_cnn.py"), "--data-dir", DATA_DIR,
+        sys.executable, str(ROOT / "examples" / script), "--data-dir", DATA_DIR,
         "--train-examples", "256", "--teacher-epochs", "1", "--student-epochs", "1", "--seeds", "1",
         "--output", str(tmp_path),
     ]
