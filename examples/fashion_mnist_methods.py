@@ -104,9 +104,9 @@ FitNets hint maps the student's `block2` (32 channels) to the teacher's (64
 channels) through a 1x1 conv adapter, and attention transfer compares the
 `block1` maps. The teacher has two batch-normalized convolutions per block
 and a 256-unit dense layer; the student one thin convolution per block and
-the output layer on its flattened `block2`. (A student pooled once more, to
-3x3, has 7,690 parameters instead of 20,490 and was too small to take what
-the teacher knows: see results/fashion_mnist_methods.md.)
+the output layer on its flattened `block2`: 20,490 parameters. (A student
+pooled once more, to 3x3, has 7,690; it is 1.9 points worse from scratch and
+gained as little from the teacher: results/fashion_mnist_methods.md.)
 """
 
 
@@ -401,3 +401,26 @@ temporary = os.path.join(args.output, "results.md.partial")
 with open(temporary, "w") as f:
     f.write(results + "\n")
 os.replace(temporary, os.path.join(args.output, "results.md"))
+
+"""
+## What to expect
+
+Measured on 2 CPU cores with the defaults (`results/fashion_mnist_methods.md`;
+31 min with the teacher loaded, which a first run trains in about 14 more):
+
+- the teacher reaches 93.00% on validation and 91.97% on test;
+- the sweep keeps the distilled students on the unaugmented images: flipped
+  views cost KD 0.78 points on validation and flipped, shifted ones 1.30;
+  scratch takes the flip (+0.06);
+- on test, 3 seeds: scratch 89.76 ± 0.11%; the FitNets hint + KD +0.54
+  points (McNemar p = 7.8e-05) and KD +0.33 (p = 0.024); logit
+  standardization, CTKD and attention transfer tie scratch; DKD is 0.36
+  points below (p = 0.26);
+- the feature methods cost 3.7-3.8 scratch epochs per epoch (they run the
+  teacher on every batch), the logit methods 1.1-1.4 (cached logits).
+
+With all 20,000 of its labels this student is 2.2 points below the teacher,
+and 12 epochs is a short schedule: the gains are small. With fewer labels the
+same kind of student gains 2 points (`python -m keras_kd demo`,
+docs/getting_a_gain.md).
+"""
