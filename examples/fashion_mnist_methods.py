@@ -372,12 +372,11 @@ def mean_se(values):
 teacher_accuracy = correct(teacher, x_test, y_test).mean()
 scratch_seconds = np.mean(seconds["scratch"])
 rows = [
-    f"| method | views | test accuracy % (mean ± s.e., {len(seeds)} seeds) | validation accuracy % | "
-    "vs scratch on the test split | time per epoch vs scratch |",
+    f"| method | views | test accuracy % of {len(x_test)} images (mean ± s.e., {len(seeds)} seeds) | "
+    "validation accuracy % | vs scratch on the test split | time per epoch vs scratch |",
     "|---|---|---|---|---|---|",
     f"| teacher ({teacher.count_params():,} parameters) | flip + {TEACHER_TRANSLATION:.0%} shift | "
-    f"{100 * teacher_accuracy:.2f} "
-    "| — | — | — |",
+    f"{100 * teacher_accuracy:.2f} | — | — | — |",
 ]
 for name in METHODS:
     accuracy = [c.mean() for c in test_correct[name]]
