@@ -211,7 +211,8 @@ def _compile(model, setting, learning_rate, examples):
     Adam with cosine decay, the sparse cross-entropy, accuracy. An epoch (16
     steps at the defaults) runs per call into TensorFlow
     (`steps_per_execution`): the same steps, without a Python round trip
-    between them, which on these tiny models is much of a step's time."""
+    between them, which on these tiny models is much of a step's time. A
+    whole epoch, not a fixed count: Keras rounds an epoch up to whole calls."""
     model.compile(
         optimizer=_optimizer(learning_rate, setting.epochs, setting.batch_size, examples),
         loss=_loss(), metrics=["accuracy"],

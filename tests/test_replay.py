@@ -69,6 +69,32 @@ def test_loss_on_replayed_data_equals_the_online_loss_on_that_view():
         np.testing.assert_allclose(replayed.history[name][0], expected[name], rtol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("steps_per_execution", [3, 6])
+def test_several_steps_per_execution_train_the_same_student(steps_per_execution):
+    """What the main job relies on: running several steps per call
+    (`compile(steps_per_execution=...)`, up to a whole epoch) changes no step
+    of a replayed run. (It must divide the epoch: Keras 3.15 rounds an epoch
+    up to whole calls, 8 steps for `steps_per_epoch=6` at 4 per call.)"""
+    teacher, _ = _recording_teacher()
+    x, y, examples = _examples(40)
+    augmentation = _translate_and_flip()
+    replay = keras_kd.ReplayCache.compute(teacher, examples, augmentation, views=2, verbose=0)
+
+    def train(steps):
+        keras.utils.set_random_seed(3)
+        student = _cnn("student")
+        distiller = keras_kd.Distiller(teacher, student, temperature=2.0, alpha=0.4, augmentation=augmentation)
+        distiller.compile(optimizer=keras.optimizers.Adam(0.01), loss=SPARSE, steps_per_execution=steps)
+        data = replay.attach(examples).shuffle(80, seed=0).batch(16).repeat()
+        history = distiller.fit(data, epochs=3, steps_per_epoch=6, verbose=0)
+        return student.get_weights(), history.history["loss"]
+
+    (one_weights, one_losses), (many_weights, many_losses) = train(1), train(steps_per_execution)
+    for one, many in zip(one_weights, many_weights):
+        np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(many_losses, one_losses, rtol=1e-5)
+
+
 def test_cache_on_disk_is_memory_mapped_and_keeps_float16_logits(tmp_path):
     teacher, _ = _recording_teacher()
     x, y, examples = _examples()
