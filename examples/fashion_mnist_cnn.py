@@ -53,7 +53,9 @@ parser.add_argument("--teacher-epochs", type=int, default=TEACHER_EPOCHS)
 parser.add_argument("--student-epochs", type=int, default=STUDENT_EPOCHS)
 parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds of the final comparison")
 parser.add_argument("--train-examples", type=int, default=None,
-                    help="use only the first N training images (for a quick run)")
+                    help="the students' labeled images: the first N training images (default: all)")
+parser.add_argument("--teacher-examples", type=int, default=None,
+                    help="the teacher's training images: the first N (default: the students' images)")
 parser.add_argument("--output", default="fashion_mnist_output",
                     help="folder for the teacher's weights, the .tflite file and results.md")
 args = parser.parse_args()
@@ -75,12 +77,14 @@ is made on them. The test split is read only for the final comparison.
 images = train[0].numpy().astype("float32") / 255.0
 labels = train[1].numpy()
 x_val, y_val = images[-VALIDATION_EXAMPLES:], labels[-VALIDATION_EXAMPLES:]
-x_train, y_train = images[:-VALIDATION_EXAMPLES], labels[:-VALIDATION_EXAMPLES]
-if args.train_examples:
-    x_train, y_train = x_train[: args.train_examples], y_train[: args.train_examples]
+images, labels = images[:-VALIDATION_EXAMPLES], labels[:-VALIDATION_EXAMPLES]
+x_train, y_train = images[: args.train_examples], labels[: args.train_examples]
+teacher_examples = args.teacher_examples or len(x_train)
+x_teacher, y_teacher = images[:teacher_examples], labels[:teacher_examples]
 x_test = test[0].numpy().astype("float32") / 255.0
 y_test = test[1].numpy()
-print(f"{len(x_train)} training, {len(x_val)} validation and {len(x_test)} test images")
+print(f"{len(x_train)} training images for the students ({len(x_teacher)} for the teacher), "
+      f"{len(x_val)} validation and {len(x_test)} test images")
 
 """
 ## Teacher and student, both ending in logits
@@ -140,8 +144,8 @@ def batches(x, y, seed, augmented, translation=TRANSLATION):
     return data.prefetch(2)
 
 
-def compiled(model, learning_rate, epochs):
-    steps = epochs * -(-len(x_train) // BATCH_SIZE)
+def compiled(model, learning_rate, epochs, examples):
+    steps = epochs * -(-examples // BATCH_SIZE)
     model.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -162,16 +166,16 @@ A second run loads the saved weights instead of training again.
 
 teacher = teacher_model()
 teacher_path = os.path.join(
-    args.output, f"teacher_{len(x_train)}_images_{args.teacher_epochs}_epochs.weights.h5"
+    args.output, f"teacher_{len(x_teacher)}_images_{args.teacher_epochs}_epochs.weights.h5"
 )
 if os.path.exists(teacher_path):
     teacher.load_weights(teacher_path)
     print(f"teacher: loaded {teacher_path}")
 else:
     keras.utils.set_random_seed(SELECTION_SEED)
-    compiled(teacher, 2e-3, args.teacher_epochs)
+    compiled(teacher, 2e-3, args.teacher_epochs, len(x_teacher))
     start = time.perf_counter()
-    data = batches(x_train, y_train, SELECTION_SEED, augmented=True, translation=TEACHER_TRANSLATION)
+    data = batches(x_teacher, y_teacher, SELECTION_SEED, augmented=True, translation=TEACHER_TRANSLATION)
     teacher.fit(data, epochs=args.teacher_epochs, shuffle=False, verbose=0)
     # Written under a temporary name, then renamed: no half-written file.
     temporary = teacher_path + ".partial.weights.h5"
@@ -212,7 +216,7 @@ student's temperature is annealed from 8 to 2 over the run, per batch;
 
 def train_scratch(learning_rate, augmented, seed, epochs):
     keras.utils.set_random_seed(seed)
-    model = compiled(student("scratch_student"), learning_rate, epochs)
+    model = compiled(student("scratch_student"), learning_rate, epochs, len(x_train))
     model.fit(batches(x_train, y_train, seed, augmented), epochs=epochs, shuffle=False, verbose=0)
     return model
 
@@ -224,7 +228,7 @@ def train_distilled(learning_rate, augmented, seed, epochs, callbacks=()):
             teacher, student("distilled_student"), temperature=START_TEMPERATURE, alpha=ALPHA,
             augmentation=replay_cache.augmentation if augmented else None,
         ),
-        learning_rate, epochs,
+        learning_rate, epochs, len(x_train),
     )
     callbacks = [
         keras_kd.callbacks.LiveValueScheduler(
@@ -358,7 +362,8 @@ verdict = (
     f"averaged over the seeds, the distilled student is better on {comparison.only_second} test "
     f"images and worse on {comparison.only_first}, exact paired test (McNemar) p = "
     f"{comparison.p_value:.2g}. "
-    f"{len(x_train)} training images, {args.teacher_epochs} teacher / {args.student_epochs} student "
+    f"{len(x_train)} training images for the students, {len(x_teacher)} for the teacher; "
+    f"{args.teacher_epochs} teacher / {args.student_epochs} student "
     f"epochs, {time.perf_counter() - started:.0f} s in all."
 )
 results = "\n\n".join([selection_table, "\n".join(rows), str(report), str(export.report), verdict])
