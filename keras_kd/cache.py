@@ -38,60 +38,14 @@ import numpy as np
 
 from keras_kd.backends import tf
 from keras_kd import files
+from keras_kd.data import batch_format
 from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd.views import logits_of
 
-INPUTS_KEY = "keras_kd_inputs"
-LOGITS_KEY = "keras_kd_teacher_logits"
-_FINGERPRINT_MODULUS = 2**62
-_CHUNK = 4096
-
-
-def split_cached(x):
-    """Returns `(inputs, cached_teacher_logits)`; the logits are `None` if absent."""
-    if isinstance(x, dict) and LOGITS_KEY in x:
-        return x[INPUTS_KEY], x[LOGITS_KEY]
-    return x, None
-
-
-def _inputs_of(element):
-    """The inputs of a dataset element: `x`, or the first item of `(x, y, ...)`."""
-    return element[0] if isinstance(element, tuple) else element
-
-
-def fingerprint(dataset):
-    """Returns `(count, fingerprint)` of a dataset's inputs, order-sensitive.
-
-    Each example's serialized input tensors are hashed together with its
-    index; the hashes are summed modulo 2**62. Any change of content, order or
-    length changes the result (up to hash collisions).
-
-    Args:
-        dataset: An unbatched `tf.data.Dataset` of `x` or `(x, y, ...)`.
-
-    Returns:
-        A tuple of two Python ints.
-    """
-
-    def example_hash(index, element):
-        parts = [
-            tf.io.serialize_tensor(t) for t in tf.nest.flatten(_inputs_of(element))
-        ]
-        parts.append(tf.strings.as_string(index))
-        return tf.strings.to_hash_bucket_fast(
-            tf.strings.join(parts, separator="|"), _FINGERPRINT_MODULUS
-        )
-
-    def combine(state, indexed):
-        count, total = state
-        index, element = indexed
-        total = (total + example_hash(index, element)) % _FINGERPRINT_MODULUS
-        return count + 1, total
-
-    count, total = dataset.enumerate().reduce(
-        (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), combine
-    )
-    return int(count), int(total)
+# The batch format's names, kept here for code written against this module.
+INPUTS_KEY = batch_format.INPUTS_KEY
+LOGITS_KEY = batch_format.LOGITS_KEY
+fingerprint = batch_format.fingerprint
 
 
 class TeacherCache:
@@ -151,7 +105,7 @@ class TeacherCache:
                 "Argument `dtype` must be 'float32' or 'float16'. "
                 f"Received: dtype={dtype!r}"
             )
-        dataset = _as_dataset(dataset)
+        dataset = batch_format.as_dataset(dataset)
         teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         if teacher_precision not in teacher_precision_module.PRECISIONS:
             raise ValueError(
@@ -163,7 +117,7 @@ class TeacherCache:
         if teacher_precision != "float32":
             teachers = [teacher_precision_module.inference_copy(t, teacher_precision) for t in teachers]
         _check_unbatched(teachers[0], dataset)
-        count, input_fingerprint = fingerprint(dataset)
+        count, input_fingerprint = batch_format.fingerprint(dataset)
         if count == 0:
             raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
         progress = keras.utils.Progbar(count, verbose=verbose, unit_name="example")
@@ -261,20 +215,14 @@ class TeacherCache:
             `batch`. For an array: the dict of the two arrays, ready for
             `fit(attached, y, shuffle=True)`.
         """
-        count, input_fingerprint = fingerprint(_as_dataset(dataset))
-        if (count, input_fingerprint) != (len(self), self.fingerprint):
-            raise ValueError(
-                "These teacher logits were computed for other data: the "
-                f"dataset has {count} examples with input fingerprint "
-                f"{input_fingerprint}, the cache {len(self)} examples with "
-                f"fingerprint {self.fingerprint}. Attach the cache to the "
-                "exact dataset it was computed from, before shuffling, or "
-                "compute it again."
-            )
+        count, input_fingerprint = batch_format.fingerprint(batch_format.as_dataset(dataset))
+        batch_format.check_fingerprint(
+            count, input_fingerprint, len(self), self.fingerprint, "teacher logits"
+        )
         if not isinstance(dataset, tf.data.Dataset):
-            return {INPUTS_KEY: dataset, LOGITS_KEY: np.asarray(self.logits)}
+            return batch_format.attach(dataset, np.asarray(self.logits))
         paired = tf.data.Dataset.zip((dataset, self._logits_dataset()))
-        return paired.map(_merge, num_parallel_calls=tf.data.AUTOTUNE)
+        return paired.map(batch_format.attach, num_parallel_calls=tf.data.AUTOTUNE)
 
     def _logits_dataset(self):
         if self.path is None:
@@ -282,37 +230,17 @@ class TeacherCache:
         logits = self.logits
 
         def chunks():
-            for start in range(0, len(logits), _CHUNK):
-                yield np.asarray(logits[start:start + _CHUNK])
+            for start in range(0, len(logits), batch_format.CHUNK_ROWS):
+                yield np.asarray(logits[start:start + batch_format.CHUNK_ROWS])
 
         spec = tf.TensorSpec((None,) + logits.shape[1:], tf.as_dtype(logits.dtype))
-        dataset = tf.data.Dataset.from_generator(chunks, output_signature=spec)
-        return dataset.unbatch().apply(
-            tf.data.experimental.assert_cardinality(len(logits))
-        )
-
-
-def _merge(element, logits):
-    if isinstance(element, tuple):
-        return ({INPUTS_KEY: element[0], LOGITS_KEY: logits},) + element[1:]
-    return {INPUTS_KEY: element, LOGITS_KEY: logits}
-
-
-def _as_dataset(data):
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, np.ndarray):
-        return tf.data.Dataset.from_tensor_slices(data)
-    raise ValueError(
-        "Argument `dataset` must be an unbatched tf.data.Dataset (e.g. "
-        "tf.data.Dataset.from_tensor_slices((x, y))) or a numpy array of "
-        f"inputs. Received: {type(data).__name__}"
-    )
+        return batch_format.chunked_rows(chunks, spec, len(logits))
 
 
 def _check_unbatched(teacher, dataset):
     inputs = getattr(teacher, "inputs", None)
-    spec = tf.nest.flatten(_inputs_of(dataset.element_spec))[0]
+    element = dataset.element_spec
+    spec = tf.nest.flatten(element[0] if isinstance(element, tuple) else element)[0]
     if inputs and len(spec.shape) == len(inputs[0].shape):
         raise ValueError(
             "Argument `dataset` looks batched: its inputs have shape "

@@ -5,8 +5,6 @@ import keras
 from keras_kd.backends import tf
 from keras_kd import _keras_internals as internals
 from keras_kd import views
-from keras_kd.losses.base import DistillationTerm
-from keras_kd.losses.kl_divergence import KLDivergence
 
 # keras.distillation's argument names -> keras_kd's.
 PEER_SPELLINGS = {
@@ -26,31 +24,6 @@ def refuse_peer_spellings(kwargs):
                 "for code written against keras.distillation. Received: "
                 f"{peer_name}={kwargs[peer_name]!r}"
             )
-
-
-def as_terms(terms):
-    """`terms` as a non-empty list of uniquely named `DistillationTerm`s.
-
-    `None` gives the default, `[KLDivergence()]`.
-    """
-    if terms is None:
-        terms = [KLDivergence()]
-    terms = list(terms) if isinstance(terms, (list, tuple)) else [terms]
-    if not terms:
-        raise ValueError(
-            "Argument `terms` must hold at least one distillation term. "
-            "Received: terms=[]"
-        )
-    for term in terms:
-        if not isinstance(term, DistillationTerm):
-            raise ValueError(
-                "Each term must be a `keras_kd.losses.DistillationTerm`. For "
-                "`keras.distillation` losses use `keras_kd.compat.Distiller`, "
-                f"or convert them with `keras_kd.compat.to_term`. Received: "
-                f"{term!r} of type {type(term).__name__}"
-            )
-    check_term_names(terms)
-    return terms
 
 
 def check_pair(teachers, student, terms, teacher_outputs):
@@ -85,7 +58,7 @@ def check_ends_in_logits(model, role, outputs="logits"):
     """Raises if `model` ends in a softmax where logits are expected."""
     if outputs == "logits" and _final_activation(model) == "softmax":
         fix = (
-            "pass teacher_outputs='probabilities' (they are then used as "
+            "pass teacher_returns='probabilities' (they are then used as "
             "log-probabilities), or remove the softmax"
             if role == "teacher"
             else "remove the softmax (losses take from_logits=True)"
@@ -172,6 +145,16 @@ def check_terms_for_several_teachers(terms):
             "teachers' combined soft target, so they cannot read teacher "
             f"layers; these terms read {layers}. Use one teacher for feature "
             "terms."
+        )
+
+
+def check_teacher_inputs(teacher_inputs):
+    """Raises if `teacher_inputs` is given but not a function."""
+    if teacher_inputs is not None and not callable(teacher_inputs):
+        raise ValueError(
+            "Argument `teacher_inputs` must be a function from the "
+            "student's (augmented) inputs to the teacher's. Received: "
+            f"teacher_inputs={teacher_inputs!r}"
         )
 
 

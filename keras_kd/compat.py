@@ -22,6 +22,7 @@ from keras.distillation import FeatureDistillation
 from keras.distillation import LogitsDistillation
 
 from keras_kd import distiller
+from keras_kd import distiller_config
 from keras_kd import validation
 from keras_kd.losses.base import DistillationTerm
 from keras_kd.losses.feature_hint import FeatureHint
@@ -171,7 +172,7 @@ class Distiller(distiller.Distiller):
         student_loss_weight: Float in [0, 1], the weight of the student loss.
             Defaults to `0.5`, as in keras.distillation.
         **kwargs: Other `keras_kd.Distiller` arguments (`temperature`,
-            `teacher_outputs`, `skip_nonfinite_steps`, `name`...).
+            `teacher_returns`, `skip_nonfinite_steps`, `name`...).
 
     Example:
 
@@ -260,8 +261,8 @@ class Distiller(distiller.Distiller):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        entries = distiller.SERIALIZED_ENTRIES + ("distillation_losses",)
-        return cls(**distiller.deserialize_config(config, custom_objects, entries))
+        entries = distiller_config.SERIALIZED_ENTRIES + ("distillation_losses",)
+        return cls(**distiller_config.constructor_arguments(config, custom_objects, entries))
 
 
 def _as_list(losses):

@@ -74,3 +74,22 @@ def as_reducible_logs(logs):
     if not is_multi_worker():
         return logs
     return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
+def symbolic_build_inputs(strategy, iterator, data_batch):
+    """What Keras's symbolic build reads: under multi-worker, one replica's
+    share of the first batch instead of the iterator (see above).
+
+    Args:
+        strategy: The model's `tf.distribute.Strategy`, or `None`.
+        iterator: The epoch iterator Keras builds from, or `None`.
+        data_batch: A batch Keras builds from, or `None`.
+
+    Returns:
+        `(iterator, data_batch)` for `Trainer._maybe_symbolic_build`.
+    """
+    if iterator is None or strategy is None or not is_multi_worker(strategy):
+        return iterator, data_batch
+    for _, _, batches in iterator:
+        return None, local_share(next(batches), strategy)
+    return None, data_batch

@@ -40,7 +40,7 @@ from keras_kd import _keras_internals as internals
 from keras_kd import validation
 from keras_kd.distiller import Distiller
 from keras_kd.losses.kl_divergence import KLDivergence
-from keras_kd.views import LOGITS_KEY
+from keras_kd.views import LOGITS_ENTRY
 
 PAPER_TEMPERATURE = 2.0
 TERM_SUFFIX = "_lwf"
@@ -136,7 +136,7 @@ def learn_without_forgetting(
         old_task_weight = 1.0 / temperature**2
     inputs = _inputs(old_model)
     student = keras.Model(
-        inputs, {LOGITS_KEY: new_logits, **heads, new_name: new_logits},
+        inputs, {LOGITS_ENTRY: new_logits, **heads, new_name: new_logits},
         name=f"{old_model.name}_with_{new_name}",
     )
     copy = keras.models.clone_model(old_model)
@@ -144,7 +144,7 @@ def learn_without_forgetting(
     copied = {name: _as_dict(copy)[old] for name, old in names.items()}
     first = next(iter(copied.values()))
     teacher = keras.Model(
-        _inputs(copy), {LOGITS_KEY: first, **copied}, name=f"{old_model.name}_frozen_copy"
+        _inputs(copy), {LOGITS_ENTRY: first, **copied}, name=f"{old_model.name}_frozen_copy"
     )
     terms = [
         KLDivergence(
@@ -174,13 +174,13 @@ def multi_head_model(distiller, name=None):
     """
     student = distiller.student if isinstance(distiller, Distiller) else distiller
     outputs = getattr(student, "output", None)
-    if not isinstance(outputs, dict) or LOGITS_KEY not in outputs:
+    if not isinstance(outputs, dict) or LOGITS_ENTRY not in outputs:
         raise ValueError(
             "Argument `distiller` must be a Distiller returned by "
             "learn_without_forgetting, or its student. Received a model whose "
             f"output is {type(outputs).__name__}."
         )
-    heads = {k: v for k, v in outputs.items() if k != LOGITS_KEY}
+    heads = {k: v for k, v in outputs.items() if k != LOGITS_ENTRY}
     return keras.Model(_inputs(student), heads, name=name or student.name)
 
 
@@ -216,9 +216,9 @@ def _as_dict(model):
         return {model.layers[-1].name: model.outputs[0]}
     output = model.output
     if isinstance(output, dict):
-        aliased = any(output.get(LOGITS_KEY) is v for k, v in output.items() if k != LOGITS_KEY)
+        aliased = any(output.get(LOGITS_ENTRY) is v for k, v in output.items() if k != LOGITS_ENTRY)
         if aliased:  # A `learn_without_forgetting` student: "logits" repeats a head.
-            output = {k: v for k, v in output.items() if k != LOGITS_KEY}
+            output = {k: v for k, v in output.items() if k != LOGITS_ENTRY}
         return dict(output)
     if isinstance(output, (list, tuple)):
         return dict(zip(model.output_names, output))
@@ -246,11 +246,11 @@ def _old_heads(model, wanted):
             f"Argument `old_heads` must name heads of `old_model`: "
             f"{sorted(heads)}. Received: old_heads={given!r}"
         )
-    if LOGITS_KEY in wanted:
+    if LOGITS_ENTRY in wanted:
         raise ValueError(
-            f"The old head is named {LOGITS_KEY!r}, which keras_kd keeps for "
+            f"The old head is named {LOGITS_ENTRY!r}, which keras_kd keeps for "
             "the head trained on labels. Name it after its task with "
-            f"old_heads={{'task_a': {LOGITS_KEY!r}}} (a new name for each "
+            f"old_heads={{'task_a': {LOGITS_ENTRY!r}}} (a new name for each "
             "head it keeps)."
         )
     return wanted
@@ -282,10 +282,10 @@ def _check_new_head(head, old_heads):
             "keras.Model) from the features to the new task's logits, e.g. "
             f"keras.layers.Dense(5, name='task_b'). Received: new_head={head!r}"
         )
-    if head.name in old_heads or head.name == LOGITS_KEY:
+    if head.name in old_heads or head.name == LOGITS_ENTRY:
         raise ValueError(
             f"Argument `new_head` must have a name of its own: {head.name!r} is "
-            f"taken (old heads: {sorted(old_heads)}; {LOGITS_KEY!r} is "
+            f"taken (old heads: {sorted(old_heads)}; {LOGITS_ENTRY!r} is "
             "reserved). Name it after its task, e.g. name='task_b'."
         )
     return head.name

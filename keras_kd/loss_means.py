@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_kd import _keras_internals as internals
+
 
 class LossMeans(keras.metrics.Metric):
     """Running means of several scalar losses, updated with one assignment.
@@ -38,6 +40,19 @@ class LossMeans(keras.metrics.Metric):
         )
         self.totals.assign_add(stacked * batch_size)
         self.count.assign_add(batch_size)
+
+    def record(self, parts, batch_size):
+        """Adds a batch's loss parts `{name: value}` with their global
+        (unscaled) values: under `tf.distribute` each replica's loss is its
+        share of the global one, a learned temperature is not a share."""
+        self.update_state(
+            [
+                parts[name] if name == "temperature" or parts[name] is None
+                else internals.unscale_loss_for_distribution(parts[name])
+                for name in self.names
+            ],
+            batch_size,
+        )
 
     def result(self):
         means = ops.divide_no_nan(self.totals, self.count)

@@ -37,3 +37,13 @@ def assign_saved(states, saved):
     for index, state in enumerate(states):
         if f"{PREFIX}{index}" in saved:
             state.assign(saved[f"{PREFIX}{index}"])
+
+
+def of_distiller(distiller):
+    """A Distiller's random states: the student's and terms' seed states,
+    then every variable of its augmentation layers (not tracked as its
+    sublayers). In this order, so that files saved before augmentation
+    existed load their states at the same indices."""
+    states = random_states([distiller.student] + list(distiller.terms))
+    layers = distiller._augmentation.random_layers
+    return states + [v for layer in layers for v in layer.variables]

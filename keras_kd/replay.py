@@ -39,23 +39,15 @@ import keras
 import numpy as np
 
 from keras_kd.backends import tf
-from keras_kd import cache
 from keras_kd import files
+from keras_kd.data import batch_format
 from keras_kd import teacher_precision as teacher_precision_module
 from keras_kd.augmentation import ConsistentAugmentation
 from keras_kd.augmentation import is_image_augmentation
 from keras_kd.views import logits_of
 
-TRANSFORMATIONS_KEY = "keras_kd_transformations"
-
-
-def split(x):
-    """`(inputs, cached logits or None, stored transformations or None)`."""
-    transformations = None
-    if isinstance(x, dict) and TRANSFORMATIONS_KEY in x:
-        transformations = x[TRANSFORMATIONS_KEY]
-    inputs, logits = cache.split_cached(x)
-    return inputs, logits, transformations
+# The batch format's name, kept here for code written against this module.
+TRANSFORMATIONS_KEY = batch_format.TRANSFORMATIONS_KEY
 
 
 def _per_example_leaves(layer_index, layer, transformation, batch_size):
@@ -141,7 +133,7 @@ class ReplayCache:
             (`(views, examples, teachers, classes)` for several teachers).
         transformations: Dict from `"<layer>/<key>"` to arrays `(views,
             examples, ...)`: what each view's layers drew.
-        fingerprint: Int, the inputs' fingerprint (`keras_kd.cache.fingerprint`).
+        fingerprint: Int, the inputs' fingerprint (`keras_kd.data.batch_format.fingerprint`).
         augmentation: The augmentation the views were drawn with.
         path: Optional folder the arrays live in.
     """
@@ -215,8 +207,8 @@ class ReplayCache:
         teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         if teacher_precision != "float32":
             teachers = [teacher_precision_module.inference_copy(t, teacher_precision) for t in teachers]
-        dataset = cache._as_dataset(dataset)
-        count, input_fingerprint = cache.fingerprint(dataset)
+        dataset = batch_format.as_dataset(dataset)
+        count, input_fingerprint = batch_format.fingerprint(dataset)
         if count == 0:
             raise ValueError("Argument `dataset` is empty: there is nothing to cache.")
         to_teacher = teacher_inputs or (lambda view: view)
@@ -315,16 +307,11 @@ class ReplayCache:
             inputs only): one pass over it shows every view once. Shuffle and
             batch it, and give the Distiller the same `augmentation`.
         """
-        dataset = cache._as_dataset(dataset)
-        count, input_fingerprint = cache.fingerprint(dataset)
-        if (count, input_fingerprint) != (len(self), self.fingerprint):
-            raise ValueError(
-                "These views were computed for other data: the dataset has "
-                f"{count} examples with input fingerprint {input_fingerprint}, "
-                f"the replay cache {len(self)} examples with fingerprint "
-                f"{self.fingerprint}. Attach the cache to the exact dataset it "
-                "was computed from, before shuffling, or compute it again."
-            )
+        dataset = batch_format.as_dataset(dataset)
+        count, input_fingerprint = batch_format.fingerprint(dataset)
+        batch_format.check_fingerprint(
+            count, input_fingerprint, len(self), self.fingerprint, "views"
+        )
         paired = tf.data.Dataset.zip((dataset.repeat(self.views), self._stored_dataset()))
         return paired.map(_merge, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -338,8 +325,8 @@ class ReplayCache:
 
         def chunks():
             for view in range(self.views):
-                for start in range(0, len(self), cache._CHUNK):
-                    end = start + cache._CHUNK
+                for start in range(0, len(self), batch_format.CHUNK_ROWS):
+                    end = start + batch_format.CHUNK_ROWS
                     yield (np.asarray(logits[view, start:end]),
                            {name: np.asarray(a[view, start:end]) for name, a in transformations.items()})
 
@@ -347,10 +334,7 @@ class ReplayCache:
             return tf.TensorSpec((None,) + array.shape[2:], tf.as_dtype(array.dtype))
 
         signature = (spec(logits), {name: spec(a) for name, a in transformations.items()})
-        dataset = tf.data.Dataset.from_generator(chunks, output_signature=signature)
-        return dataset.unbatch().apply(
-            tf.data.experimental.assert_cardinality(self.views * len(self))
-        )
+        return batch_format.chunked_rows(chunks, signature, self.views * len(self))
 
 
 def _flat_views(array):
@@ -360,10 +344,4 @@ def _flat_views(array):
 
 def _merge(element, stored):
     logits, transformations = stored
-    inputs = element[0] if isinstance(element, tuple) else element
-    merged = {
-        cache.INPUTS_KEY: inputs,
-        cache.LOGITS_KEY: logits,
-        TRANSFORMATIONS_KEY: transformations,
-    }
-    return (merged,) + element[1:] if isinstance(element, tuple) else merged
+    return batch_format.attach(element, logits, transformations)

@@ -1,17 +1,20 @@
 """The frozen teachers: one pass per step, and what each term reads of it."""
 
+import logging
 import warnings
 
 from keras import ops
 
 from keras_kd.backends import tf
-from keras_kd import cache
+from keras_kd.data import batch_format
 from keras_kd import ensemble
 from keras_kd import teacher_precision as precision_module
 from keras_kd.views import FINAL_OUTPUT
 from keras_kd.views import OutputView
 
-TEACHER_OUTPUTS = ("logits", "probabilities")
+TEACHER_RETURNS = ("logits", "probabilities")
+
+logger = logging.getLogger("keras_kd")
 
 
 class Teachers:
@@ -24,7 +27,7 @@ class Teachers:
     Args:
         models: List of teacher `keras.Model`s.
         weights: One weight per teacher, summing to 1.
-        outputs: `"logits"`, or `"probabilities"` for teachers ending in a
+        returns: `"logits"`, or `"probabilities"` for teachers ending in a
             softmax: their outputs are then used as log-probabilities, which
             soften exactly like logits.
         layer_names: The teacher layers (or dict entries) terms read.
@@ -33,17 +36,17 @@ class Teachers:
             `keras_kd.teacher_precision`). Defaults to `"float32"`.
     """
 
-    def __init__(self, models, weights, outputs, layer_names, precision="float32"):
-        if outputs not in TEACHER_OUTPUTS:
+    def __init__(self, models, weights, returns, layer_names, precision="float32"):
+        if returns not in TEACHER_RETURNS:
             raise ValueError(
-                f"Argument `teacher_outputs` must be one of {TEACHER_OUTPUTS}. "
-                f"Received: teacher_outputs={outputs!r}"
+                f"Argument `teacher_returns` must be one of {TEACHER_RETURNS}. "
+                f"Received: teacher_returns={returns!r}"
             )
         self.models = list(models)
         self.weights = list(weights)
-        self.outputs = outputs
+        self.returns = returns
         self.layer_names = [name for name in layer_names if name is not None]
-        self.views = [OutputView(model, self.layer_names, "teacher") for model in models]
+        self.output_views = [OutputView(model, self.layer_names, "teacher") for model in models]
         self.precision = precision_module.check_precision(precision)
         if precision not in ("float32", "auto"):
             for model in models:
@@ -58,6 +61,18 @@ class Teachers:
             self.chosen_precision is None
             or (self.chosen_precision != "float32" and self.report is None)
         )
+
+    def prepare_for_fit(self, strategy, x, temperature):
+        """`prepare` before `fit`, given `fit`'s `x`: its first batch is read
+        only when a cheaper precision still has something to measure.
+
+        Args:
+            strategy: The `tf.distribute.Strategy` of the model.
+            x: The `x` given to `fit`.
+            temperature: The temperature the agreement's KL is taken at.
+        """
+        first = precision_module.first_inputs(x) if self.wants_first_batch() else None
+        self.prepare(strategy, first, temperature)
 
     def prepare(self, strategy, x=None, temperature=1.0):
         """Readies the pass before a step is traced (call it eagerly).
@@ -74,8 +89,8 @@ class Teachers:
             temperature: The temperature the agreement's KL is taken at.
         """
         if x is not None:
-            x, cached = cache.split_cached(x)
-            x = None if cached is not None else x  # A cache: no teacher pass.
+            split = batch_format.split(x)
+            x = None if split.teacher_logits is not None else x  # A cache: no teacher pass.
         if self.chosen_precision is None:
             self._choose(strategy, x, temperature)
         if self.chosen_precision == "float32":
@@ -109,7 +124,7 @@ class Teachers:
 
     def _agreement(self, x, temperature, precision, strategy):
         _, views = self._copies_in(precision, strategy)
-        reference = self._first_logits(self.views, x)
+        reference = self._first_logits(self.output_views, x)
         cheap = ops.cast(self._first_logits(views, x), "float32")
         return precision_module.agreement(reference, cheap, temperature)
 
@@ -119,11 +134,13 @@ class Teachers:
             return  # Chosen at the first `fit` given uncached inputs.
         if not all(getattr(model, "inputs", None) for model in self.models):
             self.chosen_precision = "float32"
-            print("keras_kd: teacher_precision='auto' keeps 'float32': a "
-                  "subclassed teacher cannot be copied into another precision.")
+            logger.info(
+                "teacher_precision='auto' keeps 'float32': a subclassed "
+                "teacher cannot be copied into another precision."
+            )
             return
         inputs = x
-        reference = tf.function(lambda batch: self._first_logits(self.views, batch))
+        reference = tf.function(lambda batch: self._first_logits(self.output_views, batch))
         base = precision_module.cpu_seconds(reference, inputs)
         ratios, agreements = {}, {}
         for precision in ("bfloat16", "float16"):
@@ -134,8 +151,8 @@ class Teachers:
         self.chosen_precision = precision_module.choose(ratios, agreements)
         # Only the chosen copy stays in memory.
         self._copies = {p: c for p, c in self._copies.items() if p == self.chosen_precision}
-        print(
-            f"keras_kd: teacher_precision='auto' chose {self.chosen_precision!r} "
+        logger.info(
+            f"teacher_precision='auto' chose {self.chosen_precision!r} "
             "(teacher pass CPU time / float32: "
             + ", ".join(f"{p} {r:.2f}" for p, r in ratios.items())
             + "; top-1 agreement: "
@@ -159,7 +176,7 @@ class Teachers:
         """
         if cached_logits is not None:
             return TeacherOutputs(self._split_cached(cached_logits), {}, self)
-        views = self.views
+        views = self.output_views
         if self.chosen_precision not in (None, "float32") and self.chosen_precision in self._copies:
             views = self._copies[self.chosen_precision][1]
         first = {
@@ -208,7 +225,7 @@ class TeacherOutputs:
     """
 
     def __init__(self, logits, layers, teachers):
-        if teachers.outputs == "probabilities":
+        if teachers.returns == "probabilities":
             logits = [ops.log(ops.cast(t, "float32")) for t in logits]
         self.logits = logits
         self.layers = layers

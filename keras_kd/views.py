@@ -5,12 +5,12 @@ import keras
 from keras_kd import _keras_internals as internals
 
 FINAL_OUTPUT = None  # The key of a model's own output (its logits) in a view's result.
-LOGITS_KEY = "logits"  # The entry holding the logits of a model that returns a dict.
+LOGITS_ENTRY = "logits"  # The entry holding the logits of a model that returns a dict.
 
 
 def logits_of(outputs):
     """A model's logits from what it returns: the `"logits"` entry of a dict."""
-    return outputs[LOGITS_KEY] if isinstance(outputs, dict) else outputs
+    return outputs[LOGITS_ENTRY] if isinstance(outputs, dict) else outputs
 
 
 class OutputView:
@@ -84,7 +84,7 @@ class OutputView:
             wanted = [n for n in self.layer_names if n not in result]
             _check_dict_output(outputs, wanted, self.role, self.model)
             result.update({name: outputs[name] for name in wanted})
-            outputs = outputs[LOGITS_KEY]
+            outputs = outputs[LOGITS_ENTRY]
         result[FINAL_OUTPUT] = outputs
         return result
 
@@ -110,7 +110,7 @@ def logits_spec(model):
     """
     spec = _output_spec(model)
     if isinstance(spec, dict):
-        return spec.get(LOGITS_KEY)
+        return spec.get(LOGITS_ENTRY)
     return None if isinstance(spec, (list, tuple)) else spec
 
 
@@ -149,11 +149,11 @@ def _check_dict_output(outputs, names, role, model):
             "Functional or Sequential model can also be read by layer name."
         )
     keys = sorted(outputs)
-    if LOGITS_KEY not in outputs:
+    if LOGITS_ENTRY not in outputs:
         raise ValueError(
-            f"The {role} returns a dict without a {LOGITS_KEY!r} entry: its "
+            f"The {role} returns a dict without a {LOGITS_ENTRY!r} entry: its "
             f"keys are {keys}. A model that returns a dict must put its logits "
-            f"under {LOGITS_KEY!r}; the other entries can be read by terms."
+            f"under {LOGITS_ENTRY!r}; the other entries can be read by terms."
         )
     missing = [name for name in names if name not in outputs]
     if missing:

@@ -160,3 +160,27 @@ def guard_first_call(model, function, step_function, rebuild):
         return outputs
 
     return guarded
+
+
+def split_update(model, make_keras_train_function, update):
+    """Builds `model`'s train function with the augmentation in the graph and
+    the rest of the step (`update`: both passes, loss, update) under XLA.
+
+    Keras's projective transforms (`RandomTranslation`, `RandomRotation`,
+    `RandomZoom`) and the mixing layers' Gamma draws have no XLA kernel, so
+    compiling the whole step would fail and fall back to no XLA.
+
+    Args:
+        model: The model, compiled with `jit_compile=True`.
+        make_keras_train_function: Keras's own `make_train_function`.
+        update: The step after augmentation, a function of the `StepBatch`.
+
+    Returns:
+        The XLA-compiled `update`, which the graph step calls.
+    """
+    model.jit_compile = False  # Keras builds the outer step as a graph...
+    try:
+        make_keras_train_function(force=True)
+    finally:
+        model.jit_compile = True
+    return tf.function(update, jit_compile=True, reduce_retracing=True)

@@ -80,7 +80,7 @@ def _dataset(shuffle, augment=False):
 def _lose_view_states_on_restore(distiller):
     """The counterfactual: a restore that resets the augmentation's seeds."""
     load = distiller.load_own_variables
-    initial = [(v, v.numpy()) for layer in distiller._views.random_layers for v in layer.variables]
+    initial = [(v, v.numpy()) for layer in distiller._augmentation.random_layers for v in layer.variables]
 
     def load_without_view_states(store):
         load(store)

@@ -215,10 +215,10 @@ def test_saved_distiller_keeps_augmentation_and_its_seed_state(tmp_path):
     assert [type(layer).__name__ for layer in loaded.augmentation.layers] == ["RandomTranslation", "RandomFlip"]
     assert isinstance(loaded.mixing, keras.layers.CutMix)
     # Both draw the same next view and mix: the seed states were saved.
-    np.testing.assert_array_equal(distiller._views.view(x)[0], loaded._views.view(x)[0])
-    np.testing.assert_array_equal(distiller._views.mix(x)[0], loaded._views.mix(x)[0])
+    np.testing.assert_array_equal(distiller._augmentation.view(x)[0], loaded._augmentation.view(x)[0])
+    np.testing.assert_array_equal(distiller._augmentation.mix(x)[0], loaded._augmentation.mix(x)[0])
     fresh = ConsistentAugmentation(_translate_and_flip(), mixing="cutmix", mixing_strength=0.5)
-    assert not np.array_equal(fresh.mix(x)[0], loaded._views.mix(x)[0])
+    assert not np.array_equal(fresh.mix(x)[0], loaded._augmentation.mix(x)[0])
 
 
 def test_teacher_inputs_get_the_same_view():

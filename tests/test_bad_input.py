@@ -25,7 +25,7 @@ SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
          r"Argument `student_loss_weight` is keras.distillation's name of `alpha`: pass `alpha`, or use keras_kd.compat.Distiller"),
         ({"distillation_losses": [keras_kd.losses.LogitMSE()]},
          r"Argument `distillation_losses` is keras.distillation's name of `terms`: pass `terms`, or use keras_kd.compat.Distiller"),
-        ({"teacher_outputs": "probs"}, r"Argument `teacher_outputs` must be one of \('logits', 'probabilities'\). Received: teacher_outputs='probs'"),
+        ({"teacher_returns": "probs"}, r"Argument `teacher_returns` must be one of \('logits', 'probabilities'\). Received: teacher_returns='probs'"),
         ({"terms": []}, r"Argument `terms` must hold at least one distillation term. Received: terms=\[\]"),
         ({"terms": [keras_kd.losses.KLDivergence(), keras_kd.losses.KLDivergence(temperature=2.0)]},
          r"Each term needs a unique `name`.*\['kl'\] is used more than once"),
@@ -96,10 +96,10 @@ def test_softmax_teacher_is_refused_with_the_fix(student):
     with pytest.raises(
         ValueError,
         match=r"The teacher 'soft_teacher' ends in a softmax: it outputs probabilities, and "
-        r"distillation needs logits. To fix: pass teacher_outputs='probabilities'",
+        r"distillation needs logits. To fix: pass teacher_returns='probabilities'",
     ):
         keras_kd.Distiller(teacher, student)
-    keras_kd.Distiller(teacher, student, teacher_outputs="probabilities")  # Accepted explicitly.
+    keras_kd.Distiller(teacher, student, teacher_returns="probabilities")  # Accepted explicitly.
 
 
 def test_softmax_student_is_refused(teacher):

@@ -171,7 +171,7 @@ def test_probability_teacher_accepted_explicitly(data):
     probabilities = np.asarray(teacher(x), np.float64)
     s = _logits(student, x)
     distiller = keras_kd.Distiller(
-        teacher, student, temperature=2.0, alpha=0.0, teacher_outputs="probabilities"
+        teacher, student, temperature=2.0, alpha=0.0, teacher_returns="probabilities"
     )
     distiller.compile(optimizer="sgd")
     logs = distiller.evaluate(x, y, batch_size=len(x), return_dict=True, verbose=0)

@@ -51,7 +51,7 @@ def test_save_load_and_continue_fitting(teacher, student, tmp_path):
 
 
 def test_get_config_round_trip(teacher, student):
-    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.25, teacher_outputs="logits")
+    distiller = keras_kd.Distiller(teacher, student, temperature=3.0, alpha=0.25, teacher_returns="logits")
     config = distiller.get_config()
     rebuilt = keras_kd.Distiller.from_config(config)
     assert rebuilt.get_config() == config
@@ -91,13 +91,13 @@ def test_every_part_loads_in_safe_mode(tmp_path):
         keras_kd.losses.SoftTargetCrossentropy(weight=0.5, temperature=2.0),
         keras_kd.losses.LogitMSE(weight=0.1),
     ]
-    distiller = keras_kd.Distiller(teacher, student, terms=terms, teacher_outputs="probabilities")
+    distiller = keras_kd.Distiller(teacher, student, terms=terms, teacher_returns="probabilities")
     distiller.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = make_data(n=32)
     distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
     distiller.save(tmp_path / "d.keras")
     restored = keras.saving.load_model(tmp_path / "d.keras", safe_mode=True)
-    assert restored.teacher_outputs == "probabilities"
+    assert restored.teacher_returns == "probabilities"
     assert [type(t).__name__ for t in restored.terms] == ["KLDivergence", "SoftTargetCrossentropy", "LogitMSE"]
     # The Dropout random state came back too: the next epoch draws the same masks.
     a = distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"]

@@ -4,7 +4,7 @@ import keras
 
 from keras_kd import _keras_internals as internals
 from keras_kd import backends
-from keras_kd.views import LOGITS_KEY
+from keras_kd.views import LOGITS_ENTRY
 
 
 class HeadWarmup(keras.callbacks.Callback):
@@ -103,7 +103,7 @@ class HeadWarmup(keras.callbacks.Callback):
         if outputs is None and getattr(student, "outputs", None):
             outputs = student.outputs[0]  # A Sequential model.
         if isinstance(outputs, dict):
-            outputs = outputs.get(LOGITS_KEY)
+            outputs = outputs.get(LOGITS_ENTRY)
         history = internals.keras_history(outputs)
         if history is None:
             raise ValueError(
