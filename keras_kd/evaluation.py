@@ -4,12 +4,14 @@ import dataclasses
 import math
 import os
 import statistics
+import sys
 import tempfile
 
 import keras
 import numpy as np
 
 from keras_kd.backends import tf
+from keras_kd import _optional
 from keras_kd import export
 from keras_kd import files
 from keras_kd import views
@@ -225,8 +227,7 @@ def plot_histories(histories, path, metric="val_accuracy", title=None, validatio
     Returns:
         The path written.
     """
-    import matplotlib
-
+    matplotlib = _optional.require("matplotlib", "plot", "`keras_kd.plot_histories`")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -259,7 +260,9 @@ def _history_dict(run):
 
 
 def _arrays(data):
-    if isinstance(data, tf.data.Dataset):
+    # A tf.data.Dataset exists only once TensorFlow is imported: arrays need
+    # no TensorFlow (e.g. score arrays on a JAX machine).
+    if sys.modules.get("tensorflow") is not None and isinstance(data, tf.data.Dataset):
         xs, ys = [], []
         for x, y in data:
             xs.append(np.asarray(x))

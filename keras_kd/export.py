@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from keras_kd.backends import tf
+from keras_kd import _optional
 from keras_kd import backends
 from keras_kd import files
 
@@ -105,6 +106,7 @@ def export_tflite(
     ```
     """
     backends.require_tensorflow("export_tflite")
+    _optional.require_extra("litert", "`keras_kd.export_tflite`")
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"Argument `quantization` must be one of {QUANTIZATIONS}. "
@@ -243,8 +245,9 @@ def run_tflite(path, inputs):
         outputs, a dict of them by the names of its signature), and the mean
         milliseconds per example (batch 1, 1 thread).
     """
-    from ai_edge_litert.interpreter import Interpreter
-
+    Interpreter = _optional.require(  # noqa: N806
+        "ai_edge_litert.interpreter", "litert", "`keras_kd.run_tflite`"
+    ).Interpreter
     interpreter = Interpreter(model_path=os.fspath(path), num_threads=1)
     interpreter.allocate_tensors()
     input_detail = interpreter.get_input_details()[0]
