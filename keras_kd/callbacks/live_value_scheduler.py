@@ -5,6 +5,7 @@ import warnings
 
 import keras
 
+from keras_kd import _messages
 from keras_kd import backends
 from keras_kd import schedules as schedules_module
 
@@ -37,8 +38,9 @@ class LiveValueScheduler(keras.callbacks.Callback):
         schedules: Optional dict from other live value names (`"alpha"`,
             `"kl_weight"`, `"<term>_temperature"`, ... — the keys of
             `Distiller.live_variables`) to their schedules. Defaults to `None`.
-        verbose: Int. `1` prints each value set at the start of an epoch.
-            Defaults to `0`.
+        verbose: Int. `1` prints each value set at the start of an epoch (to
+            the `"keras_kd"` log instead where Keras's interactive logging is
+            disabled). Defaults to `0`.
 
     Example:
 
@@ -132,7 +134,7 @@ class LiveValueScheduler(keras.callbacks.Callback):
             values = self._apply(epoch)
             if self.verbose > 0:
                 text = ", ".join(f"{k} to {v:.4g}" for k, v in values.items())
-                print(f"\nEpoch {epoch + 1}: {type(self).__name__} setting {text}.")
+                _messages.print_msg(f"\nEpoch {epoch + 1}: {type(self).__name__} setting {text}.")
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per == "batch":

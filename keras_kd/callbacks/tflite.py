@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_kd import _messages
 from keras_kd import distribution
 from keras_kd import export
 
@@ -31,7 +32,9 @@ class TFLiteExport(keras.callbacks.Callback):
             else min), as in `keras.callbacks.ModelCheckpoint`. Defaults to
             `"auto"`.
         int8_io: Bool, see `export_tflite`. Defaults to `False`.
-        verbose: Int. `1` prints the report at the end. Defaults to `1`.
+        verbose: Int. `1` prints the report at the end (to the `"keras_kd"`
+            log instead where Keras's interactive logging is disabled).
+            Defaults to `1`.
 
     Example:
 
@@ -104,7 +107,7 @@ class TFLiteExport(keras.callbacks.Callback):
         if self.monitor is None:
             self._export()
         if self.verbose > 0 and self.report is not None:
-            print(self.report)
+            _messages.print_msg(self.report)
 
     def _export(self):
         if not distribution.is_chief(self.model.distribute_strategy):

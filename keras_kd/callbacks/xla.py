@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_kd import _messages
 from keras_kd import backends
 from keras_kd import xla
 
@@ -24,8 +25,9 @@ class XLACompile(keras.callbacks.Callback):
 
     Args:
         mode: `"auto"`, `True` or `False`. Defaults to `"auto"`.
-        verbose: Int. `1` prints the decision and the first call's duration.
-            Defaults to `0`.
+        verbose: Int. `1` prints the decision and the first call's duration
+            (to the `"keras_kd"` log instead where Keras's interactive
+            logging is disabled). Defaults to `0`.
 
     Example:
 
@@ -53,10 +55,10 @@ class XLACompile(keras.callbacks.Callback):
         self.model.make_test_function(force=True)
         if self.verbose > 0:
             state = "on" if self.jit_compile else "off"
-            print(f"XLACompile(mode={self.mode!r}): XLA {state}.")
+            _messages.print_msg(f"XLACompile(mode={self.mode!r}): XLA {state}.")
 
     def on_train_batch_end(self, batch, logs=None):
         seconds = getattr(self.model, "xla_first_call_seconds", None)
         if self.verbose > 0 and not self._reported and seconds is not None:
             self._reported = True
-            print(f"\nXLACompile: first XLA call (compile + step) {seconds:.2f} s.")
+            _messages.print_msg(f"\nXLACompile: first XLA call (compile + step) {seconds:.2f} s.")
