@@ -23,12 +23,15 @@ Checked on Keras 3.15.1 and TensorFlow 2.21.0:
 | `MultiWorkerExtended._in_multi_worker_mode` | whether a collective strategy spans workers |
 | `Adam._momentums`, `Adam._velocities`, `Optimizer._get_variable_index` | `FusedAdam`: the moment slots of a variable |
 | `tf.__internal__.distribute.strategy_supports_no_merge_call` | where an update may branch in a replica context |
+| `Variable._value` | a live value's stored value while a JAX step is traced (`alpha` checked without labels) |
 | `Layer._flatten_layers`, `Layer._seed_generators` | the augmentation's seed generators, added to the Distiller's state on JAX |
 """
 
+import keras
 from keras.src import backend as _backend
 from keras.src.losses import loss as _loss
 
+from keras_kd import backends
 from keras_kd.backends import tf
 
 KERAS_VERSION_CHECKED = "3.15.1"
@@ -36,6 +39,15 @@ TENSORFLOW_VERSION_CHECKED = "2.21.0"
 
 # The private Trainer method the Distiller overrides.
 MAYBE_SYMBOLIC_BUILD = "_maybe_symbolic_build"
+
+
+def stored_value(variable):
+    """The float a scalar `keras.Variable` holds, read outside any traced
+    step (inside JAX's traced step `variable.value` is the step's tracer)."""
+    if backends.is_tensorflow():
+        with tf.init_scope():
+            return float(keras.ops.convert_to_numpy(variable))
+    return float(keras.ops.convert_to_numpy(variable._value))
 
 
 def get_keras_mask(tensor):

@@ -198,8 +198,7 @@ def check_alpha_without_labels(alpha):
     Runs while the step is traced, before any step: reads the current value
     outside the graph.
     """
-    with tf.init_scope():
-        value = float(keras.ops.convert_to_numpy(alpha))
+    value = internals.stored_value(alpha)
     if value > 0:
         raise ValueError(
             "The data carries no labels, so alpha must be 0 (pure "

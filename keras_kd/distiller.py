@@ -156,20 +156,11 @@ class Distiller(LiveValuesMixin, keras.Model):
         self._xla_update = None  # The step after augmentation, under XLA.
         self.built = student.built and all(one.built for one in self.teachers)
 
-    augmentation = property(
-        lambda self: self._augmentation.augmentation,
-        doc="The `augmentation` given. Not tracked as a sublayer (Keras would then "
-        "refuse `jit_compile` for the whole model); its seed states are saved with "
-        "the Distiller's own variables.",
-    )
-    mixing = property(
-        lambda self: self._augmentation.mixing,
-        doc="The mixing layer (`keras.layers.MixUp`/`CutMix`), or `None`.",
-    )
-    teacher_precision = property(
-        lambda self: self._teachers.precision,
-        doc="The `teacher_precision` given (`\"auto\"` stays `\"auto\"`).",
-    )
+    # Not tracked as a sublayer (Keras would then refuse `jit_compile`); its
+    # seed states are saved with the Distiller's own variables.
+    augmentation = property(lambda self: self._augmentation.augmentation, doc="The `augmentation` given.")
+    mixing = property(lambda self: self._augmentation.mixing, doc="The mixing layer, or `None`.")
+    teacher_precision = property(lambda self: self._teachers.precision, doc="As given.")
 
     @property
     def teacher_precision_report(self):
@@ -195,10 +186,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
 
     def _live_weight(self, name, value):
-        return self.add_weight(
-            name=name, shape=(), dtype="float32", trainable=False,
-            initializer=keras.initializers.Constant(value),
-        )
+        initializer = keras.initializers.Constant(value)
+        return self.add_weight(name=name, shape=(), dtype="float32", trainable=False, initializer=initializer)
 
     def _logged_losses(self):
         learned = ["temperature"] if self.learned_temperature is not None else []
@@ -208,20 +197,16 @@ class Distiller(LiveValuesMixin, keras.Model):
     # Compilation -----------------------------------------------------------
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """Configures the distiller for training; returns the distiller.
+        """Configures the distiller for training.
 
         Args:
             optimizer: An optimizer or its name; it trains the student as
-                given (wrapped in a `keras.optimizers.LossScaleOptimizer` only
-                when the student computes in float16). Defaults to `"adam"`.
-            loss: The student loss on the labels (a loss object, function or
-                name), e.g. `keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True)`. Required when `alpha > 0`. Defaults to
-                `None`.
-            metrics: Metrics on the student's outputs, as in
-                `keras.Model.compile`. Defaults to `None`.
-            **kwargs: Other `keras.Model.compile` arguments (`run_eagerly`,
-                `jit_compile`, `steps_per_execution`, `weighted_metrics`...).
+                given (in a `LossScaleOptimizer` only for a float16 student).
+                Defaults to `"adam"`.
+            loss: The student loss on the labels; required when `alpha > 0`.
+                Defaults to `None`.
+            metrics: Metrics on the student's outputs. Defaults to `None`.
+            **kwargs: Other `keras.Model.compile` arguments.
 
         Returns:
             The distiller itself, so that `compile(...).fit(...)` chains.

@@ -22,6 +22,7 @@ class LiveValues:
 
     def __init__(self, temperature, alpha, learned_temperature, terms):
         self.variables = {"alpha": alpha}
+        self._checks = {}  # Names whose term checks their values itself.
         if learned_temperature is None:
             self.variables["temperature"] = temperature
         else:
@@ -30,6 +31,9 @@ class LiveValues:
             self.variables[f"{term.name}_weight"] = term.weight
             if term.temperature is not None:
                 self.variables[f"{term.name}_temperature"] = term.temperature
+            for suffix, (variable, check) in getattr(term, "own_live_values", dict)().items():
+                self.variables[f"{term.name}_{suffix}"] = variable
+                self._checks[f"{term.name}_{suffix}"] = check
 
     def check(self, name, value):
         """Returns `value` as a float if it is valid for live value `name`."""
@@ -38,6 +42,8 @@ class LiveValues:
                 f"Unknown live value name: {name!r}. "
                 f"Available names: {sorted(self.variables)}"
             )
+        if name in self._checks:
+            return self._checks[name](value, name)
         if name == "temperature_reversal":
             return check_reversal(value, name)
         if name.endswith("temperature"):
@@ -54,8 +60,7 @@ class LiveValues:
 
 
 class LiveValuesMixin:
-    """The Distiller's live-value API: `temperature`, `alpha`, `live_variables`
-    and `set_live_value`, over its `LiveValues` (`self._live_values`)."""
+    """The Distiller's live-value API over its `LiveValues` (`self._live_values`)."""
 
     @property
     def temperature(self):
@@ -80,22 +85,18 @@ class LiveValuesMixin:
 
     @property
     def live_variables(self):
-        """Every live value by name: a dict of `keras.Variable`s.
-
-        Keys: `"temperature"` (or `"temperature_reversal"` with a
-        `LearnedTemperature`), `"alpha"`, `"<term>_weight"` for every term and
-        `"<term>_temperature"` for every term with its own temperature.
-        """
+        """Every live value by name (`"temperature"` or `"temperature_reversal"`,
+        `"alpha"`, `"<term>_weight"`, `"<term>_temperature"`...): a dict of
+        `keras.Variable`s."""
         return dict(self._live_values.variables)
 
     def set_live_value(self, name, value):
         """Checks `value` and assigns it to the live variable `name`.
 
         Args:
-            name: A key of `live_variables`, e.g. `"temperature"`, `"alpha"`
-                or `"kl_weight"`.
-            value: The new value; temperatures must be finite and > 0, alpha
-                in [0, 1], weights finite and >= 0.
+            name: A key of `live_variables`, e.g. `"temperature"`.
+            value: The new value (temperatures finite and > 0, alpha in
+                [0, 1], weights finite and >= 0).
 
         Returns:
             The value assigned, as a float.

@@ -157,3 +157,10 @@ def test_seed_generators_and_adding_them_to_a_layer():
     states = [v for v in holder.variables if any(v is g.state for g in generators)]
     assert len(states) == 2, _moved("Layer._seed_generators (in Layer.variables)")
     assert len(holder.weights) == 2  # Not saved as weights.
+
+
+def test_stored_value_reads_a_variable_outside_the_step():
+    variable = keras.Variable(0.25, trainable=False)
+    assert internals.stored_value(variable) == 0.25
+    variable.assign(0.5)
+    assert internals.stored_value(variable) == 0.5
