@@ -19,6 +19,8 @@ JAX_VERSION := 0.10.2
 TORCH_VERSION := 2.13.0
 # The suites that run on every backend (on TensorFlow they run with the rest).
 CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
+# Language-model tests that also run on JAX (not on PyTorch).
+LM_JAX_TESTS := tests/test_lm_divergences.py
 
 .PHONY: demo test test-fast test-backends clean
 
@@ -56,6 +58,7 @@ test: $(VENV)/.backends-installed
 test-backends: $(VENV)/.backends-installed
 	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(LM_JAX_TESTS)
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -m "not slow"

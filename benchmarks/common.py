@@ -13,7 +13,7 @@ import time
 
 import tensorflow as tf
 
-from keras_kd import files
+from keras_kd._internal import files
 
 
 def machine():

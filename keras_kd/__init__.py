@@ -1,36 +1,57 @@
-"""keras_kd: knowledge distillation for Keras 3 (TensorFlow; the Distiller also on JAX and PyTorch)."""
+"""keras_kd: knowledge distillation for Keras 3.
 
-from keras_kd import augmentation
-from keras_kd import callbacks
-from keras_kd.cache import TeacherCache
-from keras_kd import losses
-from keras_kd import schedules
-from keras_kd.chain import ChainResult
-from keras_kd.chain import distill_chain
-from keras_kd.distiller import Distiller
-from keras_kd.ensemble import fuse
-from keras_kd.evaluation import EvaluationReport
-from keras_kd.evaluation import ModelEvaluation
-from keras_kd.evaluation import evaluate_models
-from keras_kd.evaluation import PairedComparison
-from keras_kd.evaluation import macro_f1_score
-from keras_kd.evaluation import mcnemar_test
-from keras_kd.evaluation import plot_histories
-from keras_kd.evaluation import summarize_reports
-from keras_kd.export import ConversionError
-from keras_kd.export import ExportReport
-from keras_kd.export import export_tflite
-from keras_kd.export import run_tflite
-from keras_kd.export import verify_tflite
-from keras_kd.learned_temperature import LearnedTemperature
-from keras_kd import lifelong
-from keras_kd.lifelong import learn_without_forgetting
-from keras_kd.lifelong import multi_head_model
-from keras_kd.replay import ReplayCache
-from keras_kd import compat
-from keras_kd import optimizers
+The public API is what this module exports (grouped as README's feature
+list) and the public subpackages: `keras_kd.losses`, `keras_kd.callbacks`,
+`keras_kd.schedules`, `keras_kd.optimizers`, `keras_kd.data`,
+`keras_kd.methods` and `keras_kd.deployment`. `keras_kd._step` (the
+Distiller's step and its parts) and `keras_kd._internal` are internals; see
+docs/architecture.md.
+"""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
+
+from keras_kd._internal import moved_modules as _moved_modules
+
+_moved_modules.install()  # Old module paths (keras_kd.cache, ...) keep importing.
+
+# The Distiller and its loss.
+from keras_kd.distiller import Distiller  # noqa: E402
+from keras_kd import losses  # noqa: E402
+from keras_kd.losses.learned_temperature import LearnedTemperature  # noqa: E402
+# Live values, schedules and callbacks.
+from keras_kd import callbacks  # noqa: E402
+from keras_kd import schedules  # noqa: E402
+# Cached teacher logits, augmentation, replayed views.
+from keras_kd import data  # noqa: E402
+from keras_kd.data.cache import TeacherCache  # noqa: E402
+from keras_kd.data.replay import ReplayCache  # noqa: E402
+from keras_kd.data import augmentation  # noqa: E402
+# Methods built on the Distiller.
+from keras_kd import methods  # noqa: E402
+from keras_kd.methods.ensemble import fuse  # noqa: E402
+from keras_kd.methods.chain import ChainResult  # noqa: E402
+from keras_kd.methods.chain import distill_chain  # noqa: E402
+from keras_kd.methods import lifelong  # noqa: E402
+from keras_kd.methods.lifelong import learn_without_forgetting  # noqa: E402
+from keras_kd.methods.lifelong import multi_head_model  # noqa: E402
+from keras_kd.methods import compat  # noqa: E402
+# Your optimizer trains; FusedAdam if you choose it.
+from keras_kd import optimizers  # noqa: E402
+# Deployment: LiteRT export and evaluation reports.
+from keras_kd import deployment  # noqa: E402
+from keras_kd.deployment.export import ConversionError  # noqa: E402
+from keras_kd.deployment.export import ExportReport  # noqa: E402
+from keras_kd.deployment.export import export_tflite  # noqa: E402
+from keras_kd.deployment.export import run_tflite  # noqa: E402
+from keras_kd.deployment.export import verify_tflite  # noqa: E402
+from keras_kd.deployment.evaluation import EvaluationReport  # noqa: E402
+from keras_kd.deployment.evaluation import ModelEvaluation  # noqa: E402
+from keras_kd.deployment.evaluation import PairedComparison  # noqa: E402
+from keras_kd.deployment.evaluation import evaluate_models  # noqa: E402
+from keras_kd.deployment.evaluation import macro_f1_score  # noqa: E402
+from keras_kd.deployment.evaluation import mcnemar_test  # noqa: E402
+from keras_kd.deployment.evaluation import plot_histories  # noqa: E402
+from keras_kd.deployment.evaluation import summarize_reports  # noqa: E402
 
 
 def LogitsDistillation(temperature=3.0, loss="kl_divergence"):  # noqa: N802
@@ -60,35 +81,50 @@ def _deprecated(old, new):
         stacklevel=3,
     )
 
+
+def __getattr__(name):
+    """`keras_kd.<old module>` for modules that moved (see `moved_modules`)."""
+    return _moved_modules.module_attribute(name)
+
+
 __all__ = [
-    "ChainResult",
-    "ConversionError",
+    # The Distiller and its loss.
     "Distiller",
-    "EvaluationReport",
-    "ExportReport",
+    "losses",
+    "LearnedTemperature",
+    # Live values, schedules and callbacks.
+    "callbacks",
+    "schedules",
+    # Cached teacher logits, augmentation, replayed views.
+    "data",
     "TeacherCache",
     "ReplayCache",
-    "LearnedTemperature",
-    "ModelEvaluation",
     "augmentation",
-    "callbacks",
-    "compat",
+    # Methods built on the Distiller.
+    "methods",
+    "fuse",
+    "ChainResult",
     "distill_chain",
+    "lifelong",
+    "learn_without_forgetting",
+    "multi_head_model",
+    "compat",
+    # Optimizers.
+    "optimizers",
+    # Deployment and evaluation.
+    "deployment",
+    "ConversionError",
+    "ExportReport",
+    "export_tflite",
+    "run_tflite",
+    "verify_tflite",
+    "EvaluationReport",
+    "ModelEvaluation",
+    "PairedComparison",
     "evaluate_models",
     "macro_f1_score",
     "mcnemar_test",
-    "PairedComparison",
-    "export_tflite",
-    "fuse",
-    "learn_without_forgetting",
-    "lifelong",
-    "multi_head_model",
-    "losses",
-    "optimizers",
     "plot_histories",
-    "run_tflite",
-    "schedules",
     "summarize_reports",
-    "verify_tflite",
     "__version__",
 ]

@@ -37,7 +37,7 @@ import time
 import keras
 import numpy as np
 
-from keras_kd import _optional
+from keras_kd._internal import optional as _optional
 
 # What `pip install keras-kd[demo]` installs: TensorFlow, LiteRT, matplotlib.
 _optional.require_extra("demo", "`keras_kd.demo`")
@@ -47,10 +47,10 @@ import tensorflow as tf  # noqa: E402
 from keras_kd import evaluation  # noqa: E402
 from keras_kd import export  # noqa: E402
 from keras_kd import files  # noqa: E402
-from keras_kd.cache import TeacherCache  # noqa: E402
+from keras_kd.data.cache import TeacherCache  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
-from keras_kd.ensemble import fuse  # noqa: E402
-from keras_kd.replay import ReplayCache  # noqa: E402
+from keras_kd.methods.ensemble import fuse  # noqa: E402
+from keras_kd.data.replay import ReplayCache  # noqa: E402
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
 DATA_PATH = os.path.join(DATA_DIR, "fashion_mnist_subset.npz")

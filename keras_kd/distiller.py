@@ -6,25 +6,25 @@ import warnings
 import keras
 from keras import ops
 
-from keras_kd.backends import tf
-from keras_kd import backends
-from keras_kd import checks
-from keras_kd import construction
-from keras_kd import distiller_config
-from keras_kd import distribution
-from keras_kd import nonfinite
-from keras_kd import random_states
-from keras_kd import step_batch
-from keras_kd import step_loss
-from keras_kd import student_loss
-from keras_kd import teacher_precision as teacher_precision_module
-from keras_kd import views
-from keras_kd import xla
-from keras_kd.construction import DEFAULT_ALPHA
-from keras_kd.live_values import LiveValues
-from keras_kd.live_values import LiveValuesMixin
-from keras_kd.loss_means import LossMeans
-from keras_kd.views import FINAL_OUTPUT
+from keras_kd._internal.backends import tf
+from keras_kd._internal import backends
+from keras_kd._internal import checks
+from keras_kd._step import construction
+from keras_kd._step import distiller_config
+from keras_kd._step import distribution
+from keras_kd._step import nonfinite
+from keras_kd._step import random_states
+from keras_kd._step import step_batch
+from keras_kd._step import step_loss
+from keras_kd._step import student_loss
+from keras_kd._internal import teacher_precision as teacher_precision_module
+from keras_kd._step import output_views
+from keras_kd._step import xla
+from keras_kd._step.construction import DEFAULT_ALPHA
+from keras_kd._step.live_values import LiveValues
+from keras_kd._step.live_values import LiveValuesMixin
+from keras_kd._step.loss_means import LossMeans
+from keras_kd._step.output_views import FINAL_OUTPUT
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -71,11 +71,11 @@ class Distiller(LiveValuesMixin, keras.Model):
             whose loss or gradients are not finite; `False` applies every
             update, as Keras does. Defaults to `None`: `True` on TensorFlow
             and JAX, `False` on PyTorch, which cannot skip an update without
-            a host sync (see `keras_kd.nonfinite`).
+            a host sync (see `keras_kd._step.nonfinite`).
         teacher_precision: The number format of the teacher's pass:
             `"float32"`, `"bfloat16"`, `"float16"` (a copy of the teacher;
             its agreement on the first batch is `teacher_precision_report`),
-            or `"auto"` (see `keras_kd.teacher_precision`). Defaults to
+            or `"auto"` (see `keras_kd._internal.teacher_precision`). Defaults to
             `"float32"`.
         augmentation: Keras augmentation layers (one, or a `keras.Sequential`
             of them) or any callable `x -> x`, applied in training only, once
@@ -258,12 +258,12 @@ class Distiller(LiveValuesMixin, keras.Model):
         Given the inputs of Keras's own train or test step (JAX, PyTorch),
         marked by `train_step`/`test_step`, it also makes the batch's view
         and returns it with the student's outputs for `compute_loss` (see
-        `keras_kd.step_batch`).
+        `keras_kd._step.step_batch`).
         """
         marked = step_batch.marked_inputs(inputs)
         if marked is None:
             x = step_batch.read(inputs, None, None, self._augmentation, self.student, False).x
-            return views.logits_of(self.student(x, training=training))
+            return output_views.logits_of(self.student(x, training=training))
         batch = step_batch.read(marked, None, None, self._augmentation, self.student, training)
         return step_batch.step_outputs(batch, self._student_pass(batch.x, training))
 
@@ -332,7 +332,7 @@ class Distiller(LiveValuesMixin, keras.Model):
                 logits, or `None` to run the student on `x`.
             sample_weight: Optional sample weights.
             training: Whether the student runs in training mode.
-            mix: How `x` was mixed (`keras_kd.augmentation.Mix`), or `None`.
+            mix: How `x` was mixed (`keras_kd.data.Mix`), or `None`.
 
         Returns:
             The scalar float32 loss; under `tf.distribute` this replica's
@@ -390,7 +390,7 @@ class Distiller(LiveValuesMixin, keras.Model):
     def fit(self, *args, **kwargs):
         """Trains the student; same arguments and return value as
         `keras.Model.fit`, with a warning for each epoch with skipped steps
-        (see `keras_kd.nonfinite`) and, with a cheaper `teacher_precision`,
+        (see `keras_kd._step.nonfinite`) and, with a cheaper `teacher_precision`,
         the teacher's agreement logged as `teacher_agreement`."""
         arguments = inspect.signature(super().fit).bind(*args, **kwargs)
         if backends.is_tensorflow():

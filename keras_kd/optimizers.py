@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_kd.backends import tf
-from keras_kd import _keras_internals as internals
+from keras_kd._internal.backends import tf
+from keras_kd._internal import keras_internals as internals
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")

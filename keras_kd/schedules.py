@@ -28,7 +28,7 @@ import math
 import keras
 from keras import ops
 
-from keras_kd import validation
+from keras_kd._internal import checks
 
 
 class Schedule:
@@ -100,7 +100,7 @@ def _scale(value, total_steps):
 
 
 def _check_step_argument(value, argument, fractions):
-    number = validation.check_weight(value, argument)
+    number = checks.check_weight(value, argument)
     if number <= 0:
         raise ValueError(
             f"Argument `{argument}` must be > 0. Received: {argument}={value!r}"
@@ -246,7 +246,7 @@ class Exponential(Schedule):
     def __init__(self, start, rate, decay_steps, end=None, fractions=False):
         super().__init__(fractions)
         self.start = float(start)
-        self.rate = validation.check_weight(rate, "rate")
+        self.rate = checks.check_weight(rate, "rate")
         if self.rate == 0:
             raise ValueError("Argument `rate` must be > 0. Received: rate=0")
         self.decay_steps = _check_step_argument(

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import augmentation as augmentation_module
-from keras_kd import student_loss
-from keras_kd.augmentation import ConsistentAugmentation
-from keras_kd.augmentation import Mix
+from keras_kd.data import augmentation as augmentation_module
+from keras_kd._step import student_loss
+from keras_kd.data.augmentation import ConsistentAugmentation
+from keras_kd.data.augmentation import Mix
 from tests import reference
 
 CLASSES = 5

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import backends
-from keras_kd import cache
-from keras_kd import replay
+from keras_kd._internal import backends
+from keras_kd.data import cache
+from keras_kd.data import replay
 from tests import reference
 
 FEATURES, CLASSES = 6, 4

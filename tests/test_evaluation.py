@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd.evaluation import EvaluationReport, ModelEvaluation
+from keras_kd.deployment.evaluation import EvaluationReport, ModelEvaluation
 from tests.conftest import make_data
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import files
+from keras_kd._internal import files
 from tests.conftest import make_data, make_mlp
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_kd import _keras_internals as internals
+from keras_kd._internal import keras_internals as internals
 from tests.conftest import NUM_FEATURES, make_mlp
 
 

@@ -16,7 +16,7 @@ import keras
 import pytest
 
 KERAS_IMPORT = "from keras.src.distillation.distiller import Distiller"
-OUR_IMPORT = "from keras_kd.compat import Distiller"
+OUR_IMPORT = "from keras_kd.methods.compat import Distiller"
 
 # name of the test method -> why it fails against keras_kd.
 EXPECTED_FAILURES = {}

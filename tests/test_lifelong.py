@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import keras_kd
-from keras_kd import backends
-from keras_kd import lifelong
+from keras_kd._internal import backends
+from keras_kd.methods import lifelong
 from tests import reference
 
 FEATURES = 10

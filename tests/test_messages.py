@@ -9,7 +9,7 @@ import keras
 import pytest
 
 import keras_kd
-from keras_kd import _messages
+from keras_kd._internal import messages as _messages
 from keras_kd.callbacks import tflite as tflite_callback
 from tests.conftest import make_data
 
@@ -123,9 +123,9 @@ def _library_modules():
 
 def test_library_code_does_not_print():
     modules = dict(_library_modules())
-    assert {"distiller.py", "callbacks/xla.py", "export.py"} <= set(modules)
+    assert {"distiller.py", "callbacks/xla.py", "deployment/export.py"} <= set(modules)
     printing = {relative: calls for relative, path in modules.items() if (calls := _print_calls(path))}
-    assert printing == {}, "library code prints; use keras_kd._messages.print_msg (callbacks), logging or warnings"
+    assert printing == {}, "library code prints; use keras_kd._internal.messages.print_msg (callbacks), logging or warnings"
 
 
 def test_the_print_finder_finds_prints_in_code_only(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from keras import distillation as peer
 
 import keras_kd
-from keras_kd import compat
+from keras_kd.methods import compat
 from tests import reference
 from tests.conftest import make_data
 

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import keras_kd
-from keras_kd.cache import INPUTS_KEY, LOGITS_KEY
+from keras_kd.data.cache import INPUTS_KEY, LOGITS_KEY
 from tests import reference
 
 CLASSES = 5

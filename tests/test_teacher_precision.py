@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import teacher_precision
+from keras_kd._internal import teacher_precision
 from tests.conftest import make_data, make_mlp
 
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

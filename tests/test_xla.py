@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import keras_kd
-from keras_kd import xla
+from keras_kd._step import xla
 from tests.conftest import make_data, make_mlp
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

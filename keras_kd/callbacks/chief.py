@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_kd import distribution
+from keras_kd._step import distribution
 
 
 class OnChief(keras.callbacks.Callback):

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_kd import _keras_internals as internals
-from keras_kd import backends
-from keras_kd.views import LOGITS_ENTRY
+from keras_kd._internal import keras_internals as internals
+from keras_kd._internal import backends
+from keras_kd._step.output_views import LOGITS_ENTRY
 
 
 class HeadWarmup(keras.callbacks.Callback):

@@ -5,8 +5,8 @@ import warnings
 
 import keras
 
-from keras_kd import _messages
-from keras_kd import backends
+from keras_kd._internal import messages as _messages
+from keras_kd._internal import backends
 from keras_kd import schedules as schedules_module
 
 PER = ("epoch", "batch")

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 
-from keras_kd import _messages
-from keras_kd import distribution
-from keras_kd import export
+from keras_kd._internal import messages as _messages
+from keras_kd._step import distribution
+from keras_kd.deployment import export
 
 
 class TFLiteExport(keras.callbacks.Callback):

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_kd import _messages
-from keras_kd import backends
-from keras_kd import xla
+from keras_kd._internal import messages as _messages
+from keras_kd._internal import backends
+from keras_kd._step import xla
 
 
 class XLACompile(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ import collections
 
 import numpy as np
 
-from keras_kd.backends import tf
+from keras_kd._internal.backends import tf
 
 INPUTS_KEY = "keras_kd_inputs"
 LOGITS_KEY = "keras_kd_teacher_logits"

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from keras_kd import files
+from keras_kd._internal import files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = os.path.join(HERE, "fashion_mnist_subset.npz")

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_kd import validation
+from keras_kd._internal import checks
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -69,9 +69,9 @@ class DistillationTerm(keras.layers.Layer):
     ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name=name or self.default_name, **kwargs)
-        validation.check_weight(weight, f"{self.name}.weight")
+        checks.check_weight(weight, f"{self.name}.weight")
         if temperature is not None:
-            validation.check_temperature(temperature)
+            checks.check_temperature(temperature)
         self.teacher_layer = teacher_layer
         self.student_layer = student_layer
         self.weight = self._live_weight("weight", weight)

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from keras_kd import validation
+from keras_kd._internal import checks
 from keras_kd.losses.base import DistillationTerm
 from keras_kd.losses.softening import softened_log_probabilities
 from keras_kd.losses.softening import weighted_log_sum
@@ -13,7 +13,7 @@ from keras_kd.losses.softening import weighted_log_sum
 
 def check_fraction(value, argument, include_one=True):
     """Returns `value` as a float in [0, 1] (or [0, 1)), else Keras's ValueError."""
-    number = validation.as_float(value, argument)
+    number = checks.as_float(value, argument)
     upper_ok = number <= 1.0 if include_one else number < 1.0
     if not (number >= 0.0 and upper_ok):
         interval = "[0, 1]" if include_one else "[0, 1)"

@@ -1,0 +1,1 @@
+"""Internals: private Keras names, backends, checks, files, messages."""

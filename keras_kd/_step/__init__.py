@@ -1,0 +1,1 @@
+"""The Distiller's step and its parts (internal: no public API here)."""
