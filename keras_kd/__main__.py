@@ -39,7 +39,7 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import dataclasses
 
-    from keras_kd import _optional
+    from keras_kd._internal import optional as _optional
 
     try:
         _optional.require_extra("demo", "`python -m keras_kd demo`")

@@ -9,6 +9,7 @@ from keras import ops
 from keras_kd._internal.backends import tf
 from keras_kd._internal import backends
 from keras_kd._internal import checks
+from keras_kd._step import compilation
 from keras_kd._step import construction
 from keras_kd._step import distiller_config
 from keras_kd._step import distribution
@@ -17,7 +18,6 @@ from keras_kd._step import random_states
 from keras_kd._step import step_batch
 from keras_kd._step import step_loss
 from keras_kd._step import student_loss
-from keras_kd._internal import teacher_precision as teacher_precision_module
 from keras_kd._step import output_views
 from keras_kd._step import xla
 from keras_kd._step.construction import DEFAULT_ALPHA
@@ -51,47 +51,36 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     Args:
         teacher: A trained `keras.Model` that outputs logits, or a list of
-            them: the soft target is then the weighted mixture of their
-            temperature-softened probabilities.
-        student: The `keras.Model` to train; it outputs logits of the
-            teacher's shape.
+            them (their softened probabilities are mixed).
+        student: The `keras.Model` to train (logits of the teacher's shape).
         temperature: Positive float, the temperature `T` shared by the logit
             terms, or a `keras_kd.LearnedTemperature`. Defaults to `4.0`.
         alpha: Float in [0, 1], the weight of the student loss (`None`: the
             default). Defaults to `0.1`.
         terms: A `DistillationTerm` or a list of them, with unique names.
             Defaults to `[keras_kd.losses.KLDivergence()]`.
-        teacher_returns: What the teacher returns: `"logits"`, or
-            `"probabilities"` for a teacher ending in a softmax. Saved
-            configurations name it `teacher_outputs` before 0.3; that name is
-            still read. Defaults to `"logits"`.
+        teacher_returns: `"logits"`, or `"probabilities"` for a teacher
+            ending in a softmax (named `teacher_outputs` before 0.3; still
+            read). Defaults to `"logits"`.
         teacher_weights: With several teachers, one weight >= 0 per teacher.
             Defaults to `None` (equal).
-        skip_nonfinite_steps: Bool. Skip (and count as `skipped_steps`) a step
-            whose loss or gradients are not finite; `False` applies every
-            update, as Keras does. Defaults to `None`: `True` on TensorFlow
-            and JAX, `False` on PyTorch, which cannot skip an update without
-            a host sync (see `keras_kd._step.nonfinite`).
-        teacher_precision: The number format of the teacher's pass:
-            `"float32"`, `"bfloat16"`, `"float16"` (a copy of the teacher;
-            its agreement on the first batch is `teacher_precision_report`),
-            or `"auto"` (see `keras_kd._internal.teacher_precision`). Defaults to
-            `"float32"`.
+        skip_nonfinite_steps: Bool: skip (and count as `skipped_steps`) a
+            step whose loss or gradients are not finite (docs/reliability.md).
+            Defaults to `None`: `True`, but `False` on PyTorch.
+        teacher_precision: `"float32"`, `"bfloat16"`, `"float16"` or
+            `"auto"`: the teacher pass's number format (docs/performance.md).
+            Defaults to `"float32"`.
         augmentation: Keras augmentation layers (one, or a `keras.Sequential`
             of them) or any callable `x -> x`, applied in training only, once
             per batch, to the images both models see (see
             docs/augmentation.md). Defaults to `None`.
         mixing: `"mixup"`, `"cutmix"`, or a `keras.layers.MixUp` / `CutMix`
-            layer: mixes each training batch for both models, and the student
-            loss mixes the labels' losses with the same weights. Defaults to
-            `None`.
+            layer, for both models and both labels. Defaults to `None`.
         mixing_strength: Mixup's `Beta(a, a)` concentration `a > 0`, or
             cutmix's `factor` in (0, 1]. Defaults to `None` (Keras's
             defaults, 0.2 and 1.0).
         teacher_inputs: Optional function from the student's (augmented)
-            batch to the teacher's inputs, for a teacher that takes another
-            resolution or encoding of the same view. Defaults to `None` (the
-            same inputs).
+            batch to the teacher's inputs. Defaults to `None`.
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
 
@@ -113,22 +102,10 @@ class Distiller(LiveValuesMixin, keras.Model):
     extra_logged_losses = ()
 
     def __init__(
-        self,
-        teacher,
-        student,
-        temperature=4.0,
-        alpha=DEFAULT_ALPHA,
-        terms=None,
-        teacher_returns="logits",
-        teacher_weights=None,
-        skip_nonfinite_steps=None,
-        teacher_precision="float32",
-        augmentation=None,
-        mixing=None,
-        mixing_strength=None,
-        teacher_inputs=None,
-        name="distiller",
-        **kwargs,
+        self, teacher, student, temperature=4.0, alpha=DEFAULT_ALPHA, terms=None,
+        teacher_returns="logits", teacher_weights=None, skip_nonfinite_steps=None,
+        teacher_precision="float32", augmentation=None, mixing=None, mixing_strength=None,
+        teacher_inputs=None, name="distiller", **kwargs,
     ):
         teacher_returns = _renamed_argument(kwargs, "teacher_outputs", "teacher_returns", teacher_returns)
         checks.refuse_peer_spellings(kwargs)
@@ -149,7 +126,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             self._temperature_variable, self._alpha_variable, self.learned_temperature, self.terms
         )
         self._student_loss = self._student_loss_config = None
-        self._loss_means = LossMeans(self._logged_losses())
+        self._loss_means = LossMeans(
+            construction.logged_losses(self.terms, self.learned_temperature, self.extra_logged_losses)
+        )
         self._step_guard = nonfinite.StepGuard(parts.skip_nonfinite_steps)  # Before metrics.
         self._skipped_steps = self._step_guard.skipped_steps
         construction.add_augmentation_seeds(self, self._augmentation)
@@ -189,13 +168,6 @@ class Distiller(LiveValuesMixin, keras.Model):
         initializer = keras.initializers.Constant(value)
         return self.add_weight(name=name, shape=(), dtype="float32", trainable=False, initializer=initializer)
 
-    def _logged_losses(self):
-        learned = ["temperature"] if self.learned_temperature is not None else []
-        terms = [f"{term.name}_loss" for term in self.terms]
-        return ["loss", "student_loss"] + terms + learned + list(self.extra_logged_losses)
-
-    # Compilation -----------------------------------------------------------
-
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Configures the distiller for training.
 
@@ -212,15 +184,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             The distiller itself, so that `compile(...).fit(...)` chains.
         """
         checks.check_compile_arguments(loss, float(ops.convert_to_numpy(self.alpha)), kwargs)
-        optimizer = keras.optimizers.get(optimizer)
-        if checks.computes_in_float16(self.student) and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = compilation.optimizer_for(self.student, optimizer)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-        self._student_loss = student_loss.as_loss_object(loss)
-        if self.mixing is not None:
-            student_loss.check_mixable(self._student_loss)
+        self._student_loss = compilation.student_loss_for(loss, self.mixing)
         self._student_loss_config = loss
         self._loss_means.reported = [
             name for name in self._loss_means.names
@@ -242,15 +208,8 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     @property
     def metrics(self):
-        # Keras's own "loss" tracker is replaced by the loss means.
-        own = [self._loss_means, self._skipped_steps]
-        return own[: 2 if self.skip_nonfinite_steps else 1] + [
-            metric for metric in super().metrics
-            if all(metric is not m for m in own)
-            and not (isinstance(metric, keras.metrics.Mean) and metric.name == "loss")
-        ]
-
-    # Steps -----------------------------------------------------------------
+        own = [self._loss_means] + ([self._skipped_steps] if self.skip_nonfinite_steps else [])
+        return compilation.shown_metrics(own, super().metrics)
 
     def call(self, inputs, training=False):
         """Runs the student; returns its logits.
@@ -265,7 +224,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             x = step_batch.read(inputs, None, None, self._augmentation, self.student, False).x
             return output_views.logits_of(self.student(x, training=training))
         batch = step_batch.read(marked, None, None, self._augmentation, self.student, training)
-        return step_batch.step_outputs(batch, self._student_pass(batch.x, training))
+        return step_batch.step_outputs(batch, self._student_view(batch.x, training=training))
 
     def train_step(self, *args):
         if not backends.is_tensorflow():  # JAX: `(state, data)`; PyTorch: `data`.
@@ -279,10 +238,10 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def _update(self, batch):
         """The step on the batch's view: both passes, the loss, the update."""
-        teacher_outputs = self._run_teachers(batch)
+        teacher_outputs = self._teachers(batch.x, batch.teacher_logits)
         kept = self._step_guard.keep(self.student)
         with tf.GradientTape() as tape:
-            student_outputs = self._student_pass(batch.x, training=True)
+            student_outputs = self._student_view(batch.x, training=True)
             loss = self._loss(batch, student_outputs, teacher_outputs)
             scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
@@ -298,29 +257,10 @@ class Distiller(LiveValuesMixin, keras.Model):
             result = super().test_step(*state, step_batch.mark(data))
             return _without_skipped_steps(result, self._skipped_steps.name)
         batch = step_batch.read(*step_batch.unpack(args[0]), self._augmentation, self.student, False)
-        student_outputs = self._student_pass(batch.x, training=False)
-        self._loss(batch, student_outputs, self._run_teachers(batch), training=False)
+        student_outputs = self._student_view(batch.x, training=False)
+        self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits))
         logs = self.compute_metrics(batch.x, batch.y, student_outputs[FINAL_OUTPUT], batch.sample_weight)
         return distribution.as_reducible_logs(_without_skipped_steps(logs, self._skipped_steps.name))
-
-    def _run_teachers(self, batch):
-        """The teachers' `TeacherOutputs` of the batch (cached logits, if any)."""
-        x = batch.x
-        if self.teacher_inputs is not None:
-            x = self.teacher_inputs(x)
-            checks.check_input_shape(
-                getattr(x, "shape", None), self.teachers[0], "teacher (after `teacher_inputs`)",
-                "Make `teacher_inputs` return the teacher's input shape.",
-            )
-        return self._teachers(x, batch.teacher_logits)
-
-    def _student_pass(self, x, training):
-        """The student's outputs terms read, its logits as one float32 copy
-        (under mixed_float16 the gradients of every part of the loss are then
-        summed in float32 and rounded to float16 once)."""
-        outputs = self._student_view(x, training=training)
-        outputs[FINAL_OUTPUT] = step_loss.float32_logits(outputs[FINAL_OUTPUT])
-        return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True, mix=None):
         """The batch's total loss; records each part for the logs.
@@ -345,7 +285,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             batch = step_batch.read(x, y, sample_weight, self._augmentation, self.student, False)
             batch = batch._replace(mix=mix)
             student_outputs = self._given_student_outputs(batch.x, y_pred, training)
-        loss = self._loss(batch, student_outputs, self._run_teachers(batch), training)
+        loss = self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits))
         if from_step is not None and training and backends.name() == backends.JAX:
             self._step_guard.record_loss(loss)
         return loss
@@ -354,26 +294,18 @@ class Distiller(LiveValuesMixin, keras.Model):
         """The student's outputs from given logits, or from its pass when
         none are given or terms read its layers too."""
         if y_pred is None or self._student_view.layer_names:
-            return self._student_pass(x, training)
-        return {FINAL_OUTPUT: step_loss.float32_logits(y_pred)}
+            return self._student_view(x, training=training)
+        return {FINAL_OUTPUT: output_views.float32_copy(y_pred)}
 
-    def _loss(self, batch, student_outputs, teacher_outputs, training=True):
+    def _loss(self, batch, student_outputs, teacher_outputs):
         """The total loss of the batch's outputs; records its parts."""
         if batch.y is None:
             checks.check_alpha_without_labels(self.alpha)
-        parts = self._loss_parts.compute(batch, student_outputs, teacher_outputs, self.temperature)
-        alpha = self._alpha_variable
-        distillation = sum(term.weight * parts[f"{term.name}_loss"] for term in self.terms)
-        loss = (1.0 - alpha) * distillation + self._loss_parts.regularization(self.student)
-        if parts["student_loss"] is not None:
-            loss += alpha * parts["student_loss"]
-        parts.update(loss=loss, total_loss=loss, distillation_loss=distillation)
+        parts = step_loss.LossParts(self.terms, self._student_loss, self.learned_temperature).total(
+            batch, student_outputs, teacher_outputs, self.temperature, self._alpha_variable, self.student
+        )
         self._loss_means.record(parts, ops.shape(student_outputs[FINAL_OUTPUT])[0])
-        return loss
-
-    @property
-    def _loss_parts(self):
-        return step_loss.LossParts(self.terms, self._student_loss, self.learned_temperature)
+        return parts["loss"]
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on the student's logits (rows whose
@@ -384,8 +316,6 @@ class Distiller(LiveValuesMixin, keras.Model):
         y_pred = step_batch.logits_of_step_outputs(y_pred)
         weights = student_loss.labeled_rows_weight(self._student_loss, y, y_pred, sample_weight)
         return super().compute_metrics(x, y, y_pred, weights)
-
-    # Training loops ---------------------------------------------------------
 
     def fit(self, *args, **kwargs):
         """Trains the student; same arguments and return value as
@@ -398,12 +328,11 @@ class Distiller(LiveValuesMixin, keras.Model):
                 self.distribute_strategy, arguments.arguments.get("x"),
                 float(ops.convert_to_numpy(self._temperature_variable)),
             )
-        callbacks = list(arguments.arguments.get("callbacks") or [])
-        if self.skip_nonfinite_steps:
-            callbacks.append(nonfinite.SkippedStepsWarning(self._skipped_steps.name))
-        if self.teacher_precision_report is not None:
-            callbacks.append(teacher_precision_module.AgreementLog(self.teacher_precision_report))
-        arguments.arguments["callbacks"] = callbacks
+        arguments.arguments["callbacks"] = compilation.fit_callbacks(
+            arguments.arguments.get("callbacks"),
+            self._skipped_steps.name if self.skip_nonfinite_steps else None,
+            self.teacher_precision_report,
+        )
         return super().fit(*arguments.args, **arguments.kwargs)
 
     def make_train_function(self, force=False):
@@ -438,8 +367,6 @@ class Distiller(LiveValuesMixin, keras.Model):
             getattr(self, "distribute_strategy", None), iterator, data_batch
         )
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    # Serialization ---------------------------------------------------------
 
     def save_own_variables(self, store):
         super().save_own_variables(store)

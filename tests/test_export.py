@@ -194,7 +194,7 @@ def test_bad_export_arguments(trained_student, tmp_path):
 
 
 def test_tflite_export_callback_exports_at_each_improvement(tmp_path, monkeypatch):
-    from keras_kd import export as export_module
+    from keras_kd.deployment import export as export_module
     from tests.conftest import make_data, make_mlp
 
     calls = []

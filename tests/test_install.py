@@ -88,8 +88,8 @@ def test_core_requirements_are_keras_and_numpy(metadata):
 
 
 def test_extras_named_in_messages_exist(metadata):
-    from keras_kd import _optional
-    from keras_kd import backends
+    from keras_kd._internal import optional as _optional
+    from keras_kd._internal import backends
 
     assert set(_optional.EXTRAS) | set(backends.EXTRAS.values()) <= set(metadata.get_all("Provides-Extra"))
 

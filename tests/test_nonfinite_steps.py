@@ -215,13 +215,13 @@ def test_keras_distillation_applies_the_nan_update():
     ],
 )
 def test_is_finite_against_numpy_isfinite(gradient, expected):
-    from keras_kd import nonfinite
+    from keras_kd._step import nonfinite
 
     assert bool(nonfinite.is_finite(tf.constant(0.5), [None, tf.constant(gradient)])) is expected
 
 
 def test_is_finite_reads_only_the_touched_rows_of_sparse_gradients():
-    from keras_kd import nonfinite
+    from keras_kd._step import nonfinite
 
     values = tf.constant([[1.0, np.nan]])
     sparse = tf.IndexedSlices(values, indices=tf.constant([3]), dense_shape=tf.constant([10, 2]))

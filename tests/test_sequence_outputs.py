@@ -165,7 +165,7 @@ def test_sample_weights_of_changing_rank_retrace_cleanly():
 
 
 def test_a_nonfinite_term_value_at_a_padded_position_counts_for_nothing():
-    from keras_kd import reduction
+    from keras_kd._step import reduction
 
     values = tf.constant([[1.0, 2.0, np.inf], [3.0, np.nan, 4.0]])
     mask = tf.constant([[True, True, False], [True, False, True]])

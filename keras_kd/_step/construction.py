@@ -54,10 +54,10 @@ def checked_parts(
         backends.require_tensorflow("teacher_precision")
     teacher_pass = Teachers(
         teachers, teacher_weights, teacher_returns,
-        [t.teacher_layer for t in terms], teacher_precision,
+        [t.teacher_layer for t in terms], teacher_precision, teacher_inputs,
     )
     checks.check_pair(teachers, student, terms, teacher_returns)
-    student_view = OutputView(student, [t.student_layer for t in terms], "student")
+    student_view = OutputView(student, [t.student_layer for t in terms], "student", float32_logits=True)
     for term in terms:
         term.build_for(
             teacher_pass.output_views[0].shape(term.teacher_layer),
@@ -96,6 +96,14 @@ def as_terms(terms):
             )
     checks.check_term_names(terms)
     return terms
+
+
+def logged_losses(terms, learned_temperature, extra=()):
+    """The names the Distiller logs, in order: `loss`, `student_loss`, one
+    `<term>_loss` per term, the learned `temperature`, and `extra`."""
+    learned = ["temperature"] if learned_temperature is not None else []
+    names = [f"{term.name}_loss" for term in terms]
+    return ["loss", "student_loss"] + names + learned + list(extra)
 
 
 def check_skipping(value):

@@ -64,8 +64,7 @@ class LiveValuesMixin:
 
     @property
     def temperature(self):
-        """The shared temperature: a non-trainable `keras.Variable`, or the
-        current value of a `LearnedTemperature` (a tensor)."""
+        """The shared temperature (a `LearnedTemperature`'s current value)."""
         if self.learned_temperature is not None:
             return self.learned_temperature.value()
         return self._temperature_variable
@@ -85,22 +84,12 @@ class LiveValuesMixin:
 
     @property
     def live_variables(self):
-        """Every live value by name (`"temperature"` or `"temperature_reversal"`,
-        `"alpha"`, `"<term>_weight"`, `"<term>_temperature"`...): a dict of
-        `keras.Variable`s."""
+        """Every live value by name (`"temperature"`, `"alpha"`, `"<term>_weight"`...)."""
         return dict(self._live_values.variables)
 
     def set_live_value(self, name, value):
-        """Checks `value` and assigns it to the live variable `name`.
-
-        Args:
-            name: A key of `live_variables`, e.g. `"temperature"`.
-            value: The new value (temperatures finite and > 0, alpha in
-                [0, 1], weights finite and >= 0).
-
-        Returns:
-            The value assigned, as a float.
-        """
+        """Checks `value` and assigns it to the live variable `name` (a key
+        of `live_variables`); returns the value assigned, as a float."""
         checked = self._live_values.check(name, value)
         if name == "alpha" and checked > 0 and self.compiled and self._student_loss is None:
             raise ValueError(

@@ -34,11 +34,14 @@ class OutputView:
         layer_names: Names of the layers or dict entries needed (`None`
             entries stand for the model's logits and are skipped).
         role: `"teacher"` or `"student"`, for error messages.
+        float32_logits: Whether the logits come back as a float32 copy that
+            keeps their Keras mask. Defaults to `False`.
     """
 
-    def __init__(self, model, layer_names, role):
+    def __init__(self, model, layer_names, role, float32_logits=False):
         self.model = model
         self.role = role
+        self.float32_logits = float32_logits
         self.layer_names = tuple(
             sorted({name for name in layer_names if name is not None})
         )
@@ -83,7 +86,7 @@ class OutputView:
             _check_dict_output(outputs, wanted, self.role, self.model)
             result.update({name: outputs[name] for name in wanted})
             outputs = outputs[LOGITS_ENTRY]
-        result[FINAL_OUTPUT] = outputs
+        result[FINAL_OUTPUT] = float32_copy(outputs) if self.float32_logits else outputs
         return result
 
     def shape(self, layer_name):
@@ -167,3 +170,14 @@ def _output_in_graph(model, layer, role):
         )
     outputs = inbound[0].output_tensors
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def float32_copy(logits):
+    """A float32 copy of `logits` that keeps their Keras mask: under
+    mixed_float16 the gradients of every part of the loss are then summed in
+    float32 and rounded to float16 once."""
+    mask = internals.get_keras_mask(logits)
+    logits = keras.ops.cast(logits, "float32")
+    if mask is not None:
+        internals.set_keras_mask(logits, mask)
+    return logits

@@ -60,6 +60,30 @@ class LossParts:
             parts["temperature"] = temperature
         return parts
 
+    def total(self, batch, student_outputs, teacher_outputs, temperature, alpha, student):
+        """The parts of `compute` with the total: `loss` (also logged as
+        `total_loss`), `distillation_loss` (the weighted sum of the terms).
+
+        `loss = alpha * student_loss + (1 - alpha) * distillation_loss +`
+        the student's and terms' regularization losses.
+
+        Args:
+            batch, student_outputs, teacher_outputs, temperature: As in
+                `compute`.
+            alpha: The weight of the student loss (a variable).
+            student: The student (its regularization losses).
+
+        Returns:
+            The dict of scalar parts.
+        """
+        parts = self.compute(batch, student_outputs, teacher_outputs, temperature)
+        distillation = sum(term.weight * parts[f"{term.name}_loss"] for term in self.terms)
+        loss = (1.0 - alpha) * distillation + self.regularization(student)
+        if parts["student_loss"] is not None:
+            loss += alpha * parts["student_loss"]
+        parts.update(loss=loss, total_loss=loss, distillation_loss=distillation)
+        return parts
+
     def _student_loss(self, batch, logits, sample_weight):
         if batch.y is None or self.loss is None:
             return None
@@ -78,12 +102,3 @@ class LossParts:
         if not losses:
             return 0.0
         return internals.scale_loss_for_distribution(ops.cast(ops.sum(losses), "float32"))
-
-
-def float32_logits(logits):
-    """A float32 copy of `logits` that keeps their Keras mask."""
-    mask = internals.get_keras_mask(logits)
-    logits = ops.cast(logits, "float32")
-    if mask is not None:
-        internals.set_keras_mask(logits, mask)
-    return logits

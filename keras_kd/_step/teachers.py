@@ -5,6 +5,7 @@ import warnings
 
 from keras import ops
 
+from keras_kd._internal import checks
 from keras_kd._internal.backends import tf
 from keras_kd.data import batch_format
 from keras_kd._step import several_teachers
@@ -31,17 +32,20 @@ class Teachers:
             softmax: their outputs are then used as log-probabilities, which
             soften exactly like logits.
         layer_names: The teacher layers (or dict entries) terms read.
+        inputs: Optional function from the student's (augmented) batch to
+            the teachers' inputs (the Distiller's `teacher_inputs`).
         precision: The teacher pass's number format: `"float32"`,
             `"bfloat16"`, `"float16"` or `"auto"` (see
             `keras_kd._internal.teacher_precision`). Defaults to `"float32"`.
     """
 
-    def __init__(self, models, weights, returns, layer_names, precision="float32"):
+    def __init__(self, models, weights, returns, layer_names, precision="float32", inputs=None):
         if returns not in TEACHER_RETURNS:
             raise ValueError(
                 f"Argument `teacher_returns` must be one of {TEACHER_RETURNS}. "
                 f"Received: teacher_returns={returns!r}"
             )
+        self.inputs = inputs
         self.models = list(models)
         self.weights = list(weights)
         self.returns = returns
@@ -176,6 +180,8 @@ class Teachers:
         """
         if cached_logits is not None:
             return TeacherOutputs(self._split_cached(cached_logits), {}, self)
+        if self.inputs is not None:
+            x = self._teacher_inputs(x)
         views = self.output_views
         if self.chosen_precision not in (None, "float32") and self.chosen_precision in self._copies:
             views = self._copies[self.chosen_precision][1]
@@ -187,6 +193,14 @@ class Teachers:
             _float32_constant(view(x, training=False)[FINAL_OUTPUT]) for view in views[1:]
         ]
         return TeacherOutputs(logits, first, self)
+
+    def _teacher_inputs(self, x):
+        x = self.inputs(x)
+        checks.check_input_shape(
+            getattr(x, "shape", None), self.models[0], "teacher (after `teacher_inputs`)",
+            "Make `teacher_inputs` return the teacher's input shape.",
+        )
+        return x
 
     def _split_cached(self, cached_logits):
         if self.layer_names:
