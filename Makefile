@@ -20,7 +20,7 @@ TORCH_VERSION := 2.13.0
 # The suites that run on every backend (on TensorFlow they run with the rest).
 CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
 # Language-model tests that also run on JAX (not on PyTorch).
-LM_JAX_TESTS := tests/test_lm_divergences.py
+LM_JAX_TESTS := tests/test_lm_divergences.py tests/test_causal_lm.py
 
 .PHONY: demo test test-fast test-backends clean
 

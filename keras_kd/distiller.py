@@ -25,6 +25,7 @@ from keras_kd._step.live_values import LiveValues
 from keras_kd._step.live_values import LiveValuesMixin
 from keras_kd._step.loss_means import LossMeans
 from keras_kd._step.output_views import FINAL_OUTPUT
+from keras_kd.data import text_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -133,6 +134,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         self._skipped_steps = self._step_guard.skipped_steps
         construction.add_augmentation_seeds(self, self._augmentation)
         self._xla_update = None  # The step after augmentation, under XLA.
+        self._in_evaluate = False
         self.built = student.built and all(one.built for one in self.teachers)
 
     # Not tracked as a sublayer (Keras would then refuse `jit_compile`); its
@@ -208,8 +210,11 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     @property
     def metrics(self):
-        own = [self._loss_means] + ([self._skipped_steps] if self.skip_nonfinite_steps else [])
-        return compilation.shown_metrics(own, super().metrics)
+        # Evaluation skips no step: it reports no count (the same keys as its
+        # step's logs, so Keras reads the synced metrics at its end).
+        own = [self._loss_means, self._skipped_steps]
+        counted = self.skip_nonfinite_steps and not self._in_evaluate
+        return compilation.shown_metrics(own, own if counted else own[:1], super().metrics)
 
     def call(self, inputs, training=False):
         """Runs the student; returns its logits.
@@ -254,13 +259,12 @@ class Distiller(LiveValuesMixin, keras.Model):
     def test_step(self, *args):
         if not backends.is_tensorflow():
             *state, data = args
-            result = super().test_step(*state, step_batch.mark(data))
-            return _without_skipped_steps(result, self._skipped_steps.name)
+            return super().test_step(*state, step_batch.mark(data))
         batch = step_batch.read(*step_batch.unpack(args[0]), self._augmentation, self.student, False)
         student_outputs = self._student_view(batch.x, training=False)
         self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits))
         logs = self.compute_metrics(batch.x, batch.y, student_outputs[FINAL_OUTPUT], batch.sample_weight)
-        return distribution.as_reducible_logs(_without_skipped_steps(logs, self._skipped_steps.name))
+        return distribution.as_reducible_logs(logs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True, mix=None):
         """The batch's total loss; records each part for the logs.
@@ -319,10 +323,14 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def fit(self, *args, **kwargs):
         """Trains the student; same arguments and return value as
-        `keras.Model.fit`, with a warning for each epoch with skipped steps
-        (see `keras_kd._step.nonfinite`) and, with a cheaper `teacher_precision`,
-        the teacher's agreement logged as `teacher_agreement`."""
+        `keras.Model.fit` (raw strings go through the student's preprocessor,
+        see `keras_kd.data.text_inputs`), with a warning for each epoch with
+        skipped steps and, with a cheaper `teacher_precision`, the teacher's
+        agreement logged as `teacher_agreement`."""
         arguments = inspect.signature(super().fit).bind(*args, **kwargs)
+        prepared = text_inputs.prepare_fit_arguments(self.student, arguments.arguments)
+        arguments.arguments.clear()
+        arguments.arguments.update(prepared)
         if backends.is_tensorflow():
             self._teachers.prepare_for_fit(
                 self.distribute_strategy, arguments.arguments.get("x"),
@@ -334,6 +342,21 @@ class Distiller(LiveValuesMixin, keras.Model):
             self.teacher_precision_report,
         )
         return super().fit(*arguments.args, **arguments.kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        """`keras.Model.evaluate`; raw strings go through the student's preprocessor."""
+        x, y, sample_weight, batch_size = text_inputs.prepare(self.student, x, y, sample_weight, batch_size)
+        self._in_evaluate = True  # A mode for `metrics`, not a batch's data.
+        try:
+            return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+        finally:
+            self._in_evaluate = False
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """`keras.Model.predict` of the student's logits; raw strings go
+        through the student's preprocessor."""
+        x, _, _, batch_size = text_inputs.prepare(self.student, x, batch_size=batch_size)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def make_train_function(self, force=False):
         # Falls back to no XLA if XLA cannot compile the step (see xla.py).
@@ -396,10 +419,3 @@ def _renamed_argument(kwargs, old, new, value):
     )
     return kwargs.pop(old)
 
-
-def _without_skipped_steps(result, name):
-    """Test-step logs without the skipped-steps count (evaluation skips none);
-    `result` is the logs, or JAX's `(logs, state)`."""
-    if isinstance(result, tuple):
-        return (_without_skipped_steps(result[0], name),) + result[1:]
-    return {key: value for key, value in result.items() if key != name}

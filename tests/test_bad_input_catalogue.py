@@ -216,6 +216,44 @@ def lwf_new_head_that_does_not_fit(teacher, folder):
     keras_kd.learn_without_forgetting(teacher, head, old_heads={"task_a": "logits"})
 
 
+def lm_vocabularies_differ(teacher, folder):
+    from tests import lm_models
+
+    lm_teacher, _ = lm_models.pair()
+    keras_kd.Distiller(lm_teacher, lm_models.gpt2(1, 8, 1, vocabulary_size=12))
+
+
+def lm_tokenizers_differ(teacher, folder):
+    from tests import lm_models
+
+    lm_teacher, _ = lm_models.pair()
+    other = dict(lm_models.VOCABULARY)
+    other["Ġab"], other["ab"] = other["ab"], other["Ġab"]
+    keras_kd.Distiller(lm_teacher, lm_models.gpt2(1, 8, 1, lm_models.preprocessor(tokens=lm_models.tokenizer(other))))
+
+
+def lm_student_sequence_longer_than_teacher(teacher, folder):
+    from tests import lm_models
+
+    lm_teacher = lm_models.gpt2(2, 16, 0, lm_models.preprocessor(), max_sequence_length=8)
+    keras_kd.Distiller(lm_teacher, lm_models.gpt2(1, 8, 1, lm_models.preprocessor(sequence_length=12)))
+
+
+def lm_strings_without_student_preprocessor(teacher, folder):
+    from tests import lm_models
+
+    lm_teacher, _ = lm_models.pair()
+    distiller = keras_kd.Distiller(lm_teacher, lm_models.gpt2(1, 8, 1), alpha=0.0)
+    distiller.compile(optimizer="adam").fit(lm_models.TEXTS, epochs=1, verbose=0)
+
+
+def lm_unbatched_string_dataset(teacher, folder):
+    from tests import lm_models
+
+    distiller = keras_kd.Distiller(*lm_models.pair(), alpha=0.0).compile(optimizer="adam")
+    distiller.fit(tf.data.Dataset.from_tensor_slices(lm_models.TEXTS), epochs=1, verbose=0)
+
+
 CASES = {
     case.__name__: case
     for case in [
@@ -231,6 +269,8 @@ CASES = {
         augmentation_not_callable, augmentation_that_resizes, mixing_inside_augmentation,
         teacher_cache_with_augmentation, replay_of_a_per_batch_crop,
         lwf_old_head_named_logits, lwf_unknown_old_head, lwf_new_head_that_does_not_fit,
+        lm_vocabularies_differ, lm_tokenizers_differ, lm_student_sequence_longer_than_teacher,
+        lm_strings_without_student_preprocessor, lm_unbatched_string_dataset,
     ]
 }
 

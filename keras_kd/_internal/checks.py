@@ -337,3 +337,65 @@ def check_weight(value, argument="weight"):
     return _checked(
         value, argument, lambda n: math.isfinite(n) and n >= 0, "a finite number >= 0"
     )
+
+
+def check_language_model_pair(teacher, student):
+    """Raises where a keras-hub causal LM pair cannot be distilled token by
+    token: vocabularies of different sizes, different tokenizers, or a
+    student reading longer sequences than the teacher's positions allow.
+
+    Only what both models expose is compared (`backbone.vocabulary_size`,
+    `preprocessor.tokenizer`, `preprocessor.sequence_length`,
+    `backbone.max_sequence_length`): a teacher that is not a `CausalLM` (any
+    Keras model mapping the same token ids to logits) is allowed.
+    """
+    teacher_size = _attribute(teacher, "backbone", "vocabulary_size")
+    student_size = _attribute(student, "backbone", "vocabulary_size")
+    if teacher_size is not None and student_size is not None and teacher_size != student_size:
+        raise ValueError(
+            f"The teacher's vocabulary has {teacher_size} tokens and the "
+            f"student's {student_size}: token-level distillation compares two "
+            "distributions over one vocabulary. Build the student with "
+            f"vocabulary_size={teacher_size} and the teacher's tokenizer."
+        )
+    teacher_tokenizer = _attribute(teacher, "preprocessor", "tokenizer")
+    student_tokenizer = _attribute(student, "preprocessor", "tokenizer")
+    teacher_tokens, student_tokens = _tokens_by_id(teacher_tokenizer), _tokens_by_id(student_tokenizer)
+    if teacher_tokenizer is not student_tokenizer and None not in (teacher_tokens, student_tokens) and (
+        teacher_tokens != student_tokens
+    ):
+        raise ValueError(
+            "The teacher and the student use different tokenizers (their "
+            "vocabularies differ), so the same token id means different text "
+            "to each. Give the student the teacher's tokenizer, e.g. "
+            "`StudentPreprocessor(teacher.preprocessor.tokenizer, sequence_length=...)`."
+        )
+    length = _attribute(student, "preprocessor", "sequence_length")
+    limit = _attribute(teacher, "backbone", "max_sequence_length")
+    if length is not None and limit is not None and length > limit:
+        raise ValueError(
+            f"The student's preprocessor makes sequences of {length} tokens, "
+            f"longer than the teacher's max_sequence_length={limit} (its "
+            "position embeddings). Build the student's preprocessor with "
+            f"sequence_length <= {limit}."
+        )
+
+
+def _tokens_by_id(tokenizer):
+    """A tokenizer's tokens in id order, or `None` when it has none yet (a
+    loading model's tokenizer gets its vocabulary after construction)."""
+    if tokenizer is None:
+        return None
+    try:
+        vocabulary = tokenizer.get_vocabulary()
+    except (ValueError, AttributeError):
+        return None
+    mapping = getattr(tokenizer, "vocabulary", None)
+    if isinstance(mapping, dict):  # Byte-pair tokenizers: token -> id.
+        return sorted(mapping, key=mapping.get)
+    return list(vocabulary)
+
+
+def _attribute(model, part, name):
+    """`model.<part>.<name>`, or `None` where the model has no such part."""
+    return getattr(getattr(model, part, None), name, None)

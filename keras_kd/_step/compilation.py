@@ -30,10 +30,11 @@ def student_loss_for(loss, mixing):
     return loss_object
 
 
-def shown_metrics(own, keras_metrics):
-    """The Distiller's own metrics first, then Keras's, without Keras's own
-    `"loss"` tracker (the loss means replace it)."""
-    return list(own) + [
+def shown_metrics(own, shown, keras_metrics):
+    """The Distiller's own metrics that are `shown` first, then Keras's
+    (without any of `own`, which Keras also tracks, nor Keras's own `"loss"`
+    tracker: the loss means replace it)."""
+    return list(shown) + [
         metric for metric in keras_metrics
         if all(metric is not m for m in own)
         and not (isinstance(metric, keras.metrics.Mean) and metric.name == "loss")

@@ -41,6 +41,7 @@ def checked_parts(
     teachers, teacher_weights = several_teachers.resolve_teachers(teacher, teacher_weights)
     for one in teachers:
         checks.check_models(one, student)
+        checks.check_language_model_pair(one, student)
     learned = temperature if isinstance(temperature, LearnedTemperature) else None
     if learned is not None:
         backends.require_tensorflow("LearnedTemperature")

@@ -21,12 +21,12 @@ def distiller_config(distiller):
     """The constructor arguments of `distiller`, as a flat dict of plain
     values and serialized Keras objects."""
     serialize = keras.saving.serialize_keras_object
-    teachers = distiller.teachers
+    teachers = [_serialize_teacher(t, distiller.student) for t in distiller.teachers]
     learned = distiller.learned_temperature
     return {
         "name": distiller.name,
         "trainable": distiller.trainable,
-        "teacher": serialize(teachers[0]) if len(teachers) == 1 else [serialize(t) for t in teachers],
+        "teacher": teachers[0] if len(teachers) == 1 else teachers,
         "teacher_weights": None if len(teachers) == 1 else list(distiller.teacher_weights),
         "student": serialize(distiller.student),
         "temperature": (
@@ -59,11 +59,12 @@ def constructor_arguments(config, custom_objects=None, entries=SERIALIZED_ENTRIE
     Returns:
         A dict of constructor arguments.
     """
-    config = migrate_renamed(config)
+    config, shared = _teachers_sharing_preprocessor(migrate_renamed(config))
     arguments = {
         key: _deserialize(value, custom_objects) if key in entries else value
         for key, value in config.items()
     }
+    _share_student_preprocessor(arguments, shared)
     if arguments.get("skip_nonfinite_steps") and backends.name() == backends.TORCH:
         warnings.warn(
             "This Distiller was saved with skip_nonfinite_steps=True, which "
@@ -73,6 +74,40 @@ def constructor_arguments(config, custom_objects=None, entries=SERIALIZED_ENTRIE
         )
         arguments["skip_nonfinite_steps"] = False
     return arguments
+
+
+# Marks a teacher saved without the preprocessor it shared with the student.
+_SHARES_STUDENT_PREPROCESSOR = "keras_kd_shares_student_preprocessor"
+
+
+def _serialize_teacher(teacher, student):
+    """A teacher's config. A keras-hub model that shares the student's
+    preprocessor is saved without it (Keras would load two preprocessors, and
+    the second finds no saved tokenizer assets); loading shares it again."""
+    config = keras.saving.serialize_keras_object(teacher)
+    preprocessor = getattr(teacher, "preprocessor", None)
+    if preprocessor is not None and preprocessor is getattr(student, "preprocessor", None):
+        config["config"] = dict(config["config"], preprocessor=None)
+        config[_SHARES_STUDENT_PREPROCESSOR] = True
+    return config
+
+
+def _teachers_sharing_preprocessor(config):
+    """`config` with the sharing marks taken off its teacher configs, and
+    one bool per teacher: whether it shared the student's preprocessor."""
+    teachers = config.get("teacher")
+    many = isinstance(teachers, list)
+    teachers = [dict(t) if isinstance(t, dict) else t for t in (teachers if many else [teachers])]
+    shared = [isinstance(t, dict) and bool(t.pop(_SHARES_STUDENT_PREPROCESSOR, False)) for t in teachers]
+    return dict(config, teacher=teachers if many else teachers[0]), shared
+
+
+def _share_student_preprocessor(arguments, shared):
+    """Gives each teacher saved without its preprocessor the student's."""
+    teachers = arguments["teacher"] if isinstance(arguments["teacher"], list) else [arguments["teacher"]]
+    for teacher, shares in zip(teachers, shared):
+        if shares:
+            teacher.preprocessor = arguments["student"].preprocessor
 
 
 def migrate_renamed(config):
