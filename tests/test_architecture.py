@@ -89,3 +89,34 @@ def test_at_most_twelve_modules_at_the_top_level():
 def test_no_library_module_imports_the_main_job():
     importers = [m for m, imported in GRAPH.items() if "keras_kd.demo" in imported and _part(m) != "__main__"]
     assert importers == []
+
+
+def test_old_public_paths_import_the_moved_modules_without_warning():
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "import keras_kd\n"
+        "from keras_kd.compat import Distiller\n"
+        "from keras_kd.cache import TeacherCache, LOGITS_KEY\n"
+        "import keras_kd.lifelong, keras_kd.augmentation, keras_kd.replay\n"
+        "assert keras_kd.cache.TeacherCache is keras_kd.data.cache.TeacherCache\n"
+        "assert keras_kd.compat.Distiller is Distiller\n"
+        "assert keras_kd.data.cache.__spec__.name == 'keras_kd.data.cache'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_old_internal_paths_still_import_with_a_deprecation_warning():
+    import importlib
+    import sys
+    import warnings
+
+    sys.modules.pop("keras_kd.nonfinite", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        old = importlib.import_module("keras_kd.nonfinite")
+    new = importlib.import_module("keras_kd._step.nonfinite")
+    assert old is new
+    assert any("`keras_kd.nonfinite` moved to `keras_kd._step.nonfinite`" in str(w.message) for w in caught)

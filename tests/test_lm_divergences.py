@@ -473,3 +473,20 @@ def test_a_saved_distiller_keeps_its_terms_and_their_live_values(tmp_path):
     reloaded = _evaluate(loaded, x)
     for key in ("jsd_loss", "skew_reverse_kl_loss", "reverse_kl_loss", "loss"):
         np.testing.assert_allclose(reloaded[key], logs[key], rtol=1e-6, err_msg=key)
+
+
+def test_term_live_values_are_live_variables_a_scheduler_can_name():
+    teacher, student = _pair()
+    terms = [keras_kd.losses.GeneralizedJSD(beta=0.0), keras_kd.losses.SkewKL(skew=0.1)]
+    distiller = keras_kd.Distiller(teacher, student, alpha=0.0, terms=terms)
+    distiller.compile(optimizer="sgd")
+    assert {"jsd_beta", "skew_kl_skew"} <= set(distiller.live_variables)
+    with pytest.raises(ValueError, match=r"Argument `jsd_beta` must be in \[0, 1\]"):
+        distiller.set_live_value("jsd_beta", 1.5)
+    scheduler = keras_kd.callbacks.LiveValueScheduler(
+        schedules={"jsd_beta": keras_kd.schedules.Linear(0.0, 1.0, 1), "skew_kl_skew": keras_kd.schedules.Constant(0.4)},
+    )
+    x = _tokens([5, 3, 6, 2], 6)
+    distiller.fit(x, _next_tokens(x), epochs=2, batch_size=4, verbose=0, callbacks=[scheduler])
+    assert float(_numpy(terms[0].beta)) == pytest.approx(1.0)
+    assert float(_numpy(terms[1].skew)) == pytest.approx(0.4)

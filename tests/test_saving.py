@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_kd
-from tests.conftest import make_data
+from tests.conftest import make_data, make_mlp
 
 
 def _compiled_distiller(teacher, student):
@@ -124,3 +124,14 @@ def test_the_package_has_no_unsafe_deserialization():
                 for keyword in node.keywords:
                     if keyword.arg == "safe_mode":
                         assert not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False), path
+
+
+def test_the_old_argument_name_teacher_outputs_still_works_with_a_warning():
+    teacher, student = make_mlp(16, seed=1), make_mlp(8, seed=2)
+    with pytest.warns(DeprecationWarning, match="`teacher_outputs` is renamed `teacher_returns`"):
+        distiller = keras_kd.Distiller(teacher, student, teacher_outputs="logits")
+    assert distiller.teacher_returns == "logits"
+    config = distiller.get_config()
+    assert "teacher_returns" in config and "teacher_outputs" not in config
+    config["teacher_outputs"] = config.pop("teacher_returns")  # As files saved before 0.3 hold it.
+    assert keras_kd.Distiller.from_config(config).teacher_returns == "logits"
