@@ -101,7 +101,7 @@ def test_fit_on_strings_then_the_student_generates():
     strings = tf.data.Dataset.from_tensor_slices(lm_models.TEXTS).batch(4)
     history = distiller.fit(strings, validation_data=strings, epochs=3, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
-    assert {"val_loss", "val_kl_loss", "skipped_steps"} <= set(history)
+    assert {"val_loss", "val_kl_loss"} <= set(history)  # (+ skipped_steps where steps are checked)
     history = distiller.fit(lm_models.TEXTS, batch_size=4, validation_split=0.25, epochs=1, verbose=0).history
     assert np.isfinite(history["val_loss"][0])
     assert isinstance(distiller.student, keras_kd_causal_lm_class())
