@@ -99,7 +99,7 @@ def reset_peak_rss():
 
 
 def write_json(path, payload):
-    """Writes `payload` as JSON atomically (`keras_kd.files.atomic_write`)."""
+    """Writes `payload` as JSON atomically (`keras_kd._internal.files.atomic_write`)."""
     with files.atomic_write(path, suffix=".json") as temporary:
         with open(temporary, "w") as f:
             json.dump(payload, f, indent=2)

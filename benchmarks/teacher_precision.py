@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 import keras_kd  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks import throughput  # noqa: E402
-from keras_kd import teacher_precision  # noqa: E402
+from keras_kd._internal import teacher_precision  # noqa: E402
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 RATIOS = [

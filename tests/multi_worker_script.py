@@ -92,7 +92,7 @@ def main(argv):
             class base(keras.Sequential):  # noqa: N801 - works around failure 1 only.
                 def _maybe_symbolic_build(self, iterator=None, data_batch=None):
                     for _, _, batches in iterator:
-                        data_batch = keras_kd.distribution.local_share(next(batches), strategy)
+                        data_batch = keras_kd._step.distribution.local_share(next(batches), strategy)
                         break
                     return super()._maybe_symbolic_build(data_batch=data_batch)
 

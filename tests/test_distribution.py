@@ -109,7 +109,7 @@ def test_the_annealed_step_traces_once(jit_compile, two_replicas):
     strategy = two_replicas if not jit_compile else tf.distribute.get_strategy()
     distiller, history = _annealed_fit(strategy, jit_compile)
     # One trace per replica; with XLA, one more by the first-call check that
-    # lowers the step to HLO before any batch is consumed (keras_kd/xla.py).
+    # lowers the step to HLO before any batch is consumed (keras_kd/_step/xla.py).
     assert _CountingDistiller.traces == strategy.num_replicas_in_sync + int(jit_compile)
     assert distiller.jit_compile == jit_compile  # XLA stayed on where asked.
     assert history["temperature"][-1] < history["temperature"][0]

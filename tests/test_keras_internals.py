@@ -1,4 +1,4 @@
-"""One test per private Keras / TensorFlow name in `keras_kd._keras_internals`.
+"""One test per private Keras / TensorFlow name in `keras_kd._internal.keras_internals`.
 
 Each fails loudly, naming the private name, when a Keras or TensorFlow
 release moves or changes it.
@@ -17,7 +17,7 @@ def _moved(name):
     return (
         f"{name} moved or changed in Keras {keras.__version__} / TensorFlow "
         f"{tf.__version__} (checked on {internals.KERAS_VERSION_CHECKED} / "
-        f"{internals.TENSORFLOW_VERSION_CHECKED}): update keras_kd/_keras_internals.py"
+        f"{internals.TENSORFLOW_VERSION_CHECKED}): update keras_kd/_internal/keras_internals.py"
     )
 
 

@@ -89,7 +89,7 @@ def test_live_values_change_the_loss_without_retracing(teacher, student, mode):
     else:
         # Every trace happens before the first step ends: none after a change.
         # Under jit the Distiller lowers the step to HLO once more up front,
-        # to fall back if XLA cannot compile it (keras_kd/xla.py).
+        # to fall back if XLA cannot compile it (keras_kd/_step/xla.py).
         assert trace_counts == [len(trace_log)] * (2 * steps)
         assert len(trace_log) == (2 if mode == "jit" else 1)
 
