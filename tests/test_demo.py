@@ -55,7 +55,7 @@ def test_demo_verdict_reads_the_numbers_it_measured(tmp_path, monkeypatch):
 
     train, val, test = demo.load()
     small = lambda split, n: (split[0][:n], split[1][:n])  # noqa: E731
-    monkeypatch.setattr(demo, "load", lambda *args: (small(train, 512), small(val, 256), small(test, 300)))
+    monkeypatch.setattr(demo.job, "load", lambda *args: (small(train, 512), small(val, 256), small(test, 300)))
     setting = demo.Setting(epochs=1)
     results = demo.run(str(tmp_path / "out"), seeds=2, setting=setting, verbose=0)
     comparison = results["comparison"]
@@ -79,7 +79,7 @@ def test_selection_scores_on_validation_only(monkeypatch, capsys):
 
     train, val, _ = demo.load()
     # The test split is never given: selection cannot read it.
-    monkeypatch.setattr(demo, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
+    monkeypatch.setattr(demo.job, "load", lambda *args: ((train[0][:512], train[1][:512]), val, None))
     grid = {
         "scratch": ((0.01, None), (0.01, 0.1)),
         "distilled": ((0.01, 2.0, 0.1, 0, None, 2), (0.01, 2.0, 0.1, 2, 0.05, 3)),

@@ -242,10 +242,10 @@ def test_demo_results_failing_mid_write(tmp_path, monkeypatch):
         assert os.path.dirname(path) == str(output) and "w" in mode
         _write_half_then_fail(path)
 
-    monkeypatch.setattr(demo, "open", open_and_fail, raising=False)
+    monkeypatch.setattr(demo.report, "open", open_and_fail, raising=False)
     train, val, test = demo.load()
     small = lambda split, n: (split[0][:n], split[1][:n])  # noqa: E731
-    monkeypatch.setattr(demo, "load", lambda *args: (small(train, 256), small(val, 64), small(test, 64)))
+    monkeypatch.setattr(demo.job, "load", lambda *args: (small(train, 256), small(val, 64), small(test, 64)))
     with pytest.raises(_Failure):
         demo.run(str(output), seeds=1, setting=demo.Setting(epochs=1), verbose=0)
     assert sorted(os.listdir(output)) == ["distilled_student_int8.tflite", "learning_curves.png", "results.md"]
