@@ -104,11 +104,11 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     def __init__(
         self, teacher, student, temperature=4.0, alpha=DEFAULT_ALPHA, terms=None,
-        teacher_returns="logits", teacher_weights=None, skip_nonfinite_steps=None,
+        teacher_returns=construction.DEFAULT_TEACHER_RETURNS, teacher_weights=None, skip_nonfinite_steps=None,
         teacher_precision="float32", augmentation=None, mixing=None, mixing_strength=None,
         teacher_inputs=None, name="distiller", **kwargs,
     ):
-        teacher_returns = _renamed_argument(kwargs, "teacher_outputs", "teacher_returns", teacher_returns)
+        teacher_returns = _renamed_argument(kwargs, teacher_returns=teacher_returns)
         checks.refuse_peer_spellings(kwargs)
         super().__init__(name=name, **kwargs)
         parts = construction.checked_parts(
@@ -141,7 +141,7 @@ class Distiller(LiveValuesMixin, keras.Model):
     # seed states are saved with the Distiller's own variables.
     augmentation = property(lambda self: self._augmentation.augmentation, doc="The `augmentation` given.")
     mixing = property(lambda self: self._augmentation.mixing, doc="The mixing layer, or `None`.")
-    teacher_precision = property(lambda self: self._teachers.precision, doc="As given.")
+    teacher_precision = property(lambda self: self._teachers.precision, doc="The teacher pass's format, as given.")
 
     @property
     def teacher_precision_report(self):
@@ -152,14 +152,17 @@ class Distiller(LiveValuesMixin, keras.Model):
 
     @property
     def skip_nonfinite_steps(self):
-        """Whether a step with a non-finite loss or gradient is skipped; may
-        be changed before `fit` (the step is then rebuilt)."""
+        """Whether a non-finite step is skipped; settable before `fit`."""
         return self._step_guard.enabled
 
     @skip_nonfinite_steps.setter
     def skip_nonfinite_steps(self, value):
         self._step_guard.enabled = construction.check_skipping(value)
         self.train_function = None  # Traced with the old setting.
+
+    teacher_outputs = property(
+        lambda self: distiller_config.renamed(self, "teacher_outputs"), doc="Deprecated: `teacher_returns`."
+    )
 
     @property
     def teacher(self):
@@ -217,13 +220,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         return compilation.shown_metrics(own, own if counted else own[:1], super().metrics)
 
     def call(self, inputs, training=False):
-        """Runs the student; returns its logits.
-
-        Given the inputs of Keras's own train or test step (JAX, PyTorch),
-        marked by `train_step`/`test_step`, it also makes the batch's view
-        and returns it with the student's outputs for `compute_loss` (see
-        `keras_kd._step.step_batch`).
-        """
+        """Runs the student; returns its logits (in Keras's own step on JAX
+        and PyTorch, also the batch's view: see `keras_kd._step.step_batch`)."""
         marked = step_batch.marked_inputs(inputs)
         if marked is None:
             x = step_batch.read(inputs, None, None, self._augmentation, self.student, False).x
@@ -295,8 +293,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         return loss
 
     def _given_student_outputs(self, x, y_pred, training):
-        """The student's outputs from given logits, or from its pass when
-        none are given or terms read its layers too."""
+        """From given logits, or the student's pass (also for terms on layers)."""
         if y_pred is None or self._student_view.layer_names:
             return self._student_view(x, training=training)
         return {FINAL_OUTPUT: output_views.float32_copy(y_pred)}
@@ -322,15 +319,11 @@ class Distiller(LiveValuesMixin, keras.Model):
         return super().compute_metrics(x, y, y_pred, weights)
 
     def fit(self, *args, **kwargs):
-        """Trains the student; same arguments and return value as
-        `keras.Model.fit` (raw strings go through the student's preprocessor,
-        see `keras_kd.data.text_inputs`), with a warning for each epoch with
-        skipped steps and, with a cheaper `teacher_precision`, the teacher's
-        agreement logged as `teacher_agreement`."""
+        """`keras.Model.fit` (raw strings through the student's preprocessor),
+        warning for epochs with skipped steps; logs `teacher_agreement` with a
+        cheaper `teacher_precision`."""
         arguments = inspect.signature(super().fit).bind(*args, **kwargs)
-        prepared = text_inputs.prepare_fit_arguments(self.student, arguments.arguments)
-        arguments.arguments.clear()
-        arguments.arguments.update(prepared)
+        text_inputs.prepare_bound(self.student, arguments, "fit")
         if backends.is_tensorflow():
             self._teachers.prepare_for_fit(
                 self.distribute_strategy, arguments.arguments.get("x"),
@@ -343,20 +336,22 @@ class Distiller(LiveValuesMixin, keras.Model):
         )
         return super().fit(*arguments.args, **arguments.kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+    def evaluate(self, *args, **kwargs):
         """`keras.Model.evaluate`; raw strings go through the student's preprocessor."""
-        x, y, sample_weight, batch_size = text_inputs.prepare(self.student, x, y, sample_weight, batch_size)
+        bound = inspect.signature(super().evaluate).bind(*args, **kwargs)
+        text_inputs.prepare_bound(self.student, bound, "evaluate")
         self._in_evaluate = True  # A mode for `metrics`, not a batch's data.
         try:
-            return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+            return super().evaluate(*bound.args, **bound.kwargs)
         finally:
             self._in_evaluate = False
 
-    def predict(self, x, batch_size=None, **kwargs):
+    def predict(self, *args, **kwargs):
         """`keras.Model.predict` of the student's logits; raw strings go
         through the student's preprocessor."""
-        x, _, _, batch_size = text_inputs.prepare(self.student, x, batch_size=batch_size)
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        bound = inspect.signature(super().predict).bind(*args, **kwargs)
+        text_inputs.prepare_bound(self.student, bound, "predict")
+        return super().predict(*bound.args, **bound.kwargs)
 
     def make_train_function(self, force=False):
         # Falls back to no XLA if XLA cannot compile the step (see xla.py).
@@ -364,12 +359,10 @@ class Distiller(LiveValuesMixin, keras.Model):
             return super().make_train_function(force=force)
         self._teachers.prepare(self.distribute_strategy)
         if self.train_function is None or force:
-            split = self._augmentation.enabled and self.jit_compile and not self.run_eagerly
-            self._xla_update = xla.split_update(self, super().make_train_function, self._update) if split else None
-            if not split:
-                super().make_train_function(force=True)
-            probe = (lambda data: self._update(step_batch.unaugmented(data, self.mixing))) if split else self.train_step
-            self.train_function = xla.guarded_function(self, self.train_function, probe, self.make_train_function)
+            self._xla_update = xla.build_train_function(
+                self, super().make_train_function, self._update, self._augmentation.enabled,
+                lambda data: self._update(step_batch.unaugmented(data, self.mixing)),
+            )
         return self.train_function
 
     def make_test_function(self, force=False):
@@ -384,7 +377,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         return self.test_function
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Overrides a private Trainer method (see _keras_internals): under
+        # Overrides a private Trainer method (see _internal/keras_internals.py): under
         # multi-worker, build from one replica's share of the first batch.
         iterator, data_batch = distribution.symbolic_build_inputs(
             getattr(self, "distribute_strategy", None), iterator, data_batch
@@ -408,10 +401,18 @@ class Distiller(LiveValuesMixin, keras.Model):
         return cls(**distiller_config.constructor_arguments(config, custom_objects))
 
 
-def _renamed_argument(kwargs, old, new, value):
-    """The value of argument `new`, given under its old name `old` or not."""
+def _renamed_argument(kwargs, **given):
+    """The value of the one renamed argument in `given` (`new=value`), taken
+    from its old name in `kwargs` (with a warning) when given there."""
+    ((new, value),) = given.items()
+    (old,) = [o for o, n in distiller_config.RENAMED_ARGUMENTS.items() if n == new]
     if old not in kwargs:
         return value
+    if value != construction.DEFAULT_TEACHER_RETURNS:
+        raise ValueError(
+            f"Arguments `{old}` and `{new}` are one argument (`{old}` is its old "
+            f"name): pass `{new}` only. Received: {old}={kwargs[old]!r}, {new}={value!r}"
+        )
     warnings.warn(
         f"Argument `{old}` is renamed `{new}`; the old name will be removed.",
         DeprecationWarning,

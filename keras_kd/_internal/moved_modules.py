@@ -91,4 +91,13 @@ def module_attribute(name):
     full_name = f"keras_kd.{name}"
     if full_name not in MOVED:
         raise AttributeError(f"module 'keras_kd' has no attribute {name!r}")
-    return importlib.import_module(full_name)
+    new_name, deprecated = MOVED[full_name]
+    if deprecated:  # Here, where the warning points at the user's line.
+        warnings.warn(
+            f"`{full_name}` moved to `{new_name}`; the old path will be removed.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return importlib.import_module(full_name)

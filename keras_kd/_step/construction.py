@@ -15,6 +15,7 @@ from keras_kd._step.teachers import Teachers
 from keras_kd._step.output_views import OutputView
 
 DEFAULT_ALPHA = 0.1
+DEFAULT_TEACHER_RETURNS = "logits"
 
 Parts = collections.namedtuple(
     "Parts",

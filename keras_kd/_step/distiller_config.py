@@ -110,6 +110,14 @@ def _share_student_preprocessor(arguments, shared):
             teacher.preprocessor = arguments["student"].preprocessor
 
 
+def renamed(distiller, old):
+    """The attribute under its new name, read by its `old` name, with a
+    `DeprecationWarning`."""
+    new = RENAMED_ARGUMENTS[old]
+    warnings.warn(f"`{old}` is renamed `{new}`.", DeprecationWarning, stacklevel=3)
+    return getattr(distiller, new)
+
+
 def migrate_renamed(config):
     """`config` with renamed constructor arguments under their new names."""
     config = dict(config)

@@ -62,25 +62,17 @@ class LiveValues:
 class LiveValuesMixin:
     """The Distiller's live-value API over its `LiveValues` (`self._live_values`)."""
 
-    @property
-    def temperature(self):
-        """The shared temperature (a `LearnedTemperature`'s current value)."""
-        if self.learned_temperature is not None:
-            return self.learned_temperature.value()
-        return self._temperature_variable
-
-    @temperature.setter
-    def temperature(self, value):
-        self.set_live_value("temperature", value)
-
-    @property
-    def alpha(self):
-        """The weight of the student loss, a non-trainable `keras.Variable`."""
-        return self._alpha_variable
-
-    @alpha.setter
-    def alpha(self, value):
-        self.set_live_value("alpha", value)
+    temperature = property(
+        lambda self: self.learned_temperature.value() if self.learned_temperature is not None
+        else self._temperature_variable,
+        lambda self, value: self.set_live_value("temperature", value),
+        doc="The shared temperature (a `LearnedTemperature`'s current value).",
+    )
+    alpha = property(
+        lambda self: self._alpha_variable,
+        lambda self, value: self.set_live_value("alpha", value),
+        doc="The weight of the student loss, a non-trainable `keras.Variable`.",
+    )
 
     @property
     def live_variables(self):

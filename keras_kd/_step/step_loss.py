@@ -30,7 +30,7 @@ class LossParts:
         `"temperature"`), each reduced over the batch as Keras reduces a loss.
 
         Args:
-            batch: The `keras_kd.step_batch.StepBatch`.
+            batch: The `keras_kd._step.step_batch.StepBatch`.
             student_outputs: `{FINAL_OUTPUT: float32 logits, layer: output}`.
             teacher_outputs: The batch's `TeacherOutputs`.
             temperature: The shared temperature (a variable or a tensor).

@@ -184,3 +184,29 @@ def split_update(model, make_keras_train_function, update):
     finally:
         model.jit_compile = True
     return tf.function(update, jit_compile=True, reduce_retracing=True)
+
+
+def build_train_function(model, make_keras_train_function, update, augmented, unaugmented_step):
+    """Builds `model.train_function`, guarded by `guard_first_call` under XLA.
+
+    With augmentation under `jit_compile=True`, the augmentation runs in the
+    graph and `update` under XLA (`split_update`); XLA is then probed on
+    `unaugmented_step`. Otherwise Keras builds the whole step.
+
+    Args:
+        model: The model.
+        make_keras_train_function: Keras's own `make_train_function`.
+        update: The step after augmentation, a function of the `StepBatch`.
+        augmented: Whether training batches are augmented or mixed.
+        unaugmented_step: `update` on a raw batch (the XLA probe).
+
+    Returns:
+        The XLA-compiled `update` of a split step, else `None`.
+    """
+    split = augmented and model.jit_compile and not model.run_eagerly
+    xla_update = split_update(model, make_keras_train_function, update) if split else None
+    if not split:
+        make_keras_train_function(force=True)
+    probe = unaugmented_step if split else model.train_step
+    model.train_function = guarded_function(model, model.train_function, probe, model.make_train_function)
+    return xla_update

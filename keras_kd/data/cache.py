@@ -48,6 +48,13 @@ LOGITS_KEY = batch_format.LOGITS_KEY
 fingerprint = batch_format.fingerprint
 
 
+def split_cached(x):
+    """`(inputs, cached teacher logits or None)`: the old name of
+    `keras_kd.data.batch_format.split`, kept for code written against it."""
+    split = batch_format.split(x)
+    return split.inputs, split.teacher_logits
+
+
 class TeacherCache:
     """A teacher's raw logits for every example of a static dataset.
 

@@ -50,6 +50,13 @@ from keras_kd._internal.model_outputs import logits_of
 TRANSFORMATIONS_KEY = batch_format.TRANSFORMATIONS_KEY
 
 
+def split(x):
+    """`(inputs, cached logits or None, stored transformations or None)`: the
+    old name of `keras_kd.data.batch_format.split`, kept for code written
+    against it."""
+    return tuple(batch_format.split(x))
+
+
 def _per_example_leaves(layer_index, layer, transformation, batch_size):
     """`{"<layer>/<key>": tensor}` of a transformation's per-example entries."""
     if not isinstance(transformation, dict) or any(isinstance(v, dict) for v in transformation.values()):

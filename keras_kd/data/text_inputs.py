@@ -27,8 +27,9 @@ import sys
 import numpy as np
 
 from keras_kd._internal.backends import tf
+from keras_kd.data import batch_format
 
-__all__ = ["contains_strings", "prepare", "prepare_fit_arguments", "split_for_validation"]
+__all__ = ["contains_strings", "needs_preprocessing", "prepare", "prepare_fit_arguments", "split_for_validation"]
 
 
 def contains_strings(x):
@@ -39,7 +40,7 @@ def contains_strings(x):
     if isinstance(x, (list, tuple)):
         return bool(x) and all(isinstance(item, (str, bytes)) for item in x)
     if isinstance(x, np.ndarray):
-        return x.dtype.kind in "USO"
+        return x.dtype.kind in "US" or (x.dtype.kind == "O" and x.size > 0 and isinstance(x.flat[0], (str, bytes)))
     if isinstance(x, str):
         return True
     if _is_dataset(x):
@@ -64,22 +65,83 @@ def prepare(student, x, y=None, sample_weight=None, batch_size=None, shuffle=Fal
     Returns:
         `(x, y, sample_weight, batch_size)`: for strings, a batched
         `tf.data.Dataset` of the preprocessor's output and three `None`s;
-        else the arguments unchanged.
+        else the arguments unchanged (also strings for a student without a
+        preprocessor that takes strings itself, e.g. `TextVectorization`).
     """
-    if not contains_strings(x):
+    if not needs_preprocessing(student, x):
         return x, y, sample_weight, batch_size
-    preprocessor = _preprocessor_of(student)
+    preprocessor = student.preprocessor
     if _is_dataset(x):
         _check_dataset_alone(x, y, sample_weight, batch_size)
-        dataset = x
-    else:
-        elements = tuple(v for v in (x, y, sample_weight) if v is not None)
-        dataset = tf.data.Dataset.from_tensor_slices(elements if len(elements) > 1 else x)
-        if shuffle:
-            dataset = dataset.shuffle(int(dataset.cardinality()), reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size or 32)
-    dataset = dataset.map(lambda *element: preprocessor(*element), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = x.map(lambda *element: preprocessor(*element), num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE), None, None, None
+    given = {"x": x, "y": y, "sample_weight": sample_weight}
+    dataset = tf.data.Dataset.from_tensor_slices({k: v for k, v in given.items() if v is not None})
+    if shuffle:
+        dataset = dataset.shuffle(int(dataset.cardinality()), reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size or 32).map(
+        lambda element: preprocessor(element["x"], element.get("y"), element.get("sample_weight")),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE), None, None, None
+
+
+def needs_preprocessing(student, x):
+    """Whether `x` holds raw strings for the student's preprocessor.
+
+    Strings attached by a cache, or given to a student without a
+    preprocessor that takes strings itself, are passed on as they are.
+    Strings for a student that takes neither are refused with the fix.
+    """
+    if isinstance(x, dict) and batch_format.LOGITS_KEY in x:
+        return False
+    if not contains_strings(x):
+        return False
+    if getattr(student, "preprocessor", None) is not None:
+        return True
+    if _takes_strings(student):
+        return False
+    raise ValueError(
+        "The data holds raw strings, but the student "
+        f"{getattr(student, 'name', student)!r} has no `preprocessor` to "
+        "tokenize them. Build the student with one (e.g. "
+        "keras_hub.models.GPT2CausalLM(backbone, preprocessor)), or pass "
+        "preprocessed `(x, y, sample_weight)` batches, e.g. "
+        "`preprocessor(strings)`."
+    )
+
+
+def _takes_strings(model):
+    """Whether `model` takes strings itself (or its inputs are unknown)."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return True  # A subclassed model: Keras says what it cannot take.
+    return any("string" in str(getattr(tensor, "dtype", "")) for tensor in inputs)
+
+
+def prepare_bound(student, bound, method):
+    """Preprocesses raw strings in the bound arguments of `fit`, `evaluate` or
+    `predict` (an `inspect.BoundArguments`, changed in place).
+
+    Args:
+        student: The student (its `preprocessor`).
+        bound: The call's arguments, bound to Keras's signature.
+        method: `"fit"`, `"evaluate"` or `"predict"`.
+    """
+    arguments = bound.arguments
+    if method == "fit":
+        prepared = prepare_fit_arguments(student, arguments)
+        arguments.clear()
+        arguments.update(prepared)
+        return
+    names = ("x", "y", "sample_weight", "batch_size") if method == "evaluate" else ("x",)
+    given = {name: arguments.get(name) for name in names}
+    x, y, sample_weight, batch_size = prepare(
+        student, given["x"], given.get("y"), given.get("sample_weight"), arguments.get("batch_size")
+    )
+    arguments.update(x=x, batch_size=batch_size)
+    if method == "evaluate":
+        arguments.update(y=y, sample_weight=sample_weight)
 
 
 def prepare_fit_arguments(student, arguments):
@@ -88,7 +150,7 @@ def prepare_fit_arguments(student, arguments):
     `validation_split` of strings is taken first, as Keras takes it."""
     arguments = dict(arguments)
     x, y, sample_weight = (arguments.get(k) for k in ("x", "y", "sample_weight"))
-    if not contains_strings(x):
+    if not needs_preprocessing(student, x):
         return arguments
     split = arguments.pop("validation_split", None)
     if split and arguments.get("validation_data") is None:
@@ -101,7 +163,10 @@ def prepare_fit_arguments(student, arguments):
     validation = arguments.get("validation_data")
     if validation is not None and contains_strings(validation if _is_dataset(validation) else validation[0]):
         parts = (validation,) if _is_dataset(validation) else tuple(validation) + (None,) * (3 - len(validation))
-        arguments["validation_data"] = prepare(student, *parts[:3], batch_size=None if _is_dataset(validation) else batch_size)[0]
+        validation_batch_size = arguments.get("validation_batch_size") or batch_size
+        arguments["validation_data"] = prepare(
+            student, *parts[:3], batch_size=None if _is_dataset(validation) else validation_batch_size
+        )[0]
     return arguments
 
 
@@ -127,20 +192,6 @@ def split_for_validation(x, y, sample_weight, validation_split):
     train = tuple(part(v, 0, split_at) for v in (x, y, sample_weight))
     validation = tuple(part(v, split_at, count) for v in (x, y, sample_weight))
     return train, tuple(v for v in validation if v is not None)
-
-
-def _preprocessor_of(student):
-    preprocessor = getattr(student, "preprocessor", None)
-    if preprocessor is None:
-        raise ValueError(
-            "The data holds raw strings, but the student "
-            f"{getattr(student, 'name', student)!r} has no `preprocessor` to "
-            "tokenize them. Build the student with one (e.g. "
-            "keras_hub.models.GPT2CausalLM(backbone, preprocessor)), or pass "
-            "preprocessed `(x, y, sample_weight)` batches, e.g. "
-            "`preprocessor(strings)`."
-        )
-    return preprocessor
 
 
 def _check_dataset_alone(dataset, y, sample_weight, batch_size):
