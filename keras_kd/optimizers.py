@@ -6,6 +6,10 @@ from keras import ops
 from keras_kd._internal.backends import tf
 from keras_kd._internal import keras_internals as internals
 
+__all__ = [
+    "FusedAdam",
+]
+
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class FusedAdam(keras.optimizers.Adam):

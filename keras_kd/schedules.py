@@ -30,6 +30,16 @@ from keras import ops
 
 from keras_kd._internal import checks
 
+__all__ = [
+    "Schedule",
+    "Constant",
+    "Linear",
+    "Cosine",
+    "Exponential",
+    "PiecewiseConstant",
+    "Join",
+]
+
 
 class Schedule:
     """Base class: a serializable `step -> value` callable.

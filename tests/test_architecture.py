@@ -4,6 +4,8 @@ Distiller → step parts → data paths and terms → internals, with no cycles.
 import ast
 import pathlib
 
+import pytest
+
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_kd"
 
 # Layer of each top-level part of the package: 0 is the top.
@@ -124,3 +126,21 @@ def test_old_internal_paths_still_import_with_a_deprecation_warning():
     new = importlib.import_module("keras_kd._step.nonfinite")
     assert old is new
     assert any("`keras_kd.nonfinite` moved to `keras_kd._step.nonfinite`" in str(w.message) for w in caught)
+
+
+PUBLIC_MODULES = [
+    "keras_kd", "keras_kd.losses", "keras_kd.callbacks", "keras_kd.schedules", "keras_kd.optimizers",
+    "keras_kd.data", "keras_kd.data.augmentation", "keras_kd.data.cache", "keras_kd.data.replay",
+    "keras_kd.data.batch_format", "keras_kd.data.text_inputs", "keras_kd.methods.chain",
+    "keras_kd.methods.ensemble", "keras_kd.methods.lifelong", "keras_kd.methods.compat",
+    "keras_kd.deployment.export", "keras_kd.deployment.evaluation",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_public_modules_list_what_they_export(name):
+    import importlib
+
+    module = importlib.import_module(name)
+    assert module.__all__, name
+    assert [n for n in module.__all__ if not hasattr(module, n)] == []

@@ -34,6 +34,12 @@ from keras import ops
 from keras_kd._internal import backends
 from keras_kd._internal.backends import tf
 
+__all__ = [
+    "ConsistentAugmentation",
+    "Mix",
+    "is_image_augmentation",
+]
+
 # Keras's mixing layers and the name of the argument `mixing_strength` sets.
 MIXING_LAYERS = {"mixup": (keras.layers.MixUp, "alpha"), "cutmix": (keras.layers.CutMix, "factor")}
 # Each replica adds `replica_id * _REPLICA_STRIDE` to the first seed word.

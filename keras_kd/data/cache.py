@@ -42,6 +42,12 @@ from keras_kd.data import batch_format
 from keras_kd._internal import teacher_precision as teacher_precision_module
 from keras_kd._internal.model_outputs import logits_of
 
+__all__ = [
+    "TeacherCache",
+    "INPUTS_KEY",
+    "LOGITS_KEY",
+]
+
 # The batch format's names, kept here for code written against this module.
 INPUTS_KEY = batch_format.INPUTS_KEY
 LOGITS_KEY = batch_format.LOGITS_KEY

@@ -46,6 +46,12 @@ from keras_kd.data.augmentation import ConsistentAugmentation
 from keras_kd.data.augmentation import is_image_augmentation
 from keras_kd._internal.model_outputs import logits_of
 
+__all__ = [
+    "ReplayCache",
+    "TRANSFORMATIONS_KEY",
+    "replay",
+]
+
 # The batch format's name, kept here for code written against this module.
 TRANSFORMATIONS_KEY = batch_format.TRANSFORMATIONS_KEY
 

@@ -16,6 +16,17 @@ from keras_kd.deployment import export
 from keras_kd._internal import files
 from keras_kd._step import output_views as views
 
+__all__ = [
+    "EvaluationReport",
+    "ModelEvaluation",
+    "PairedComparison",
+    "evaluate_models",
+    "macro_f1_score",
+    "mcnemar_test",
+    "plot_histories",
+    "summarize_reports",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelEvaluation:

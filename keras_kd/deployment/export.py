@@ -12,6 +12,15 @@ from keras_kd._internal import optional as _optional
 from keras_kd._internal import backends
 from keras_kd._internal import files
 
+__all__ = [
+    "ConversionError",
+    "ExportReport",
+    "check_export_path",
+    "export_tflite",
+    "run_tflite",
+    "verify_tflite",
+]
+
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
 
 

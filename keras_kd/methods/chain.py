@@ -10,6 +10,11 @@ from keras_kd.deployment import evaluation
 from keras_kd._internal import files
 from keras_kd.distiller import Distiller
 
+__all__ = [
+    "ChainResult",
+    "distill_chain",
+]
+
 
 @dataclasses.dataclass
 class ChainResult:

@@ -8,6 +8,11 @@ from keras import ops
 from keras_kd._internal import checks
 from keras_kd._step import several_teachers
 
+__all__ = [
+    "WeightedSum",
+    "fuse",
+]
+
 
 # Step parts kept importable here for code written against this module.
 resolve_teachers = several_teachers.resolve_teachers

@@ -42,6 +42,12 @@ from keras_kd.distiller import Distiller
 from keras_kd.losses.kl_divergence import KLDivergence
 from keras_kd._step.output_views import LOGITS_ENTRY
 
+__all__ = [
+    "learn_without_forgetting",
+    "multi_head_model",
+    "head_model",
+]
+
 PAPER_TEMPERATURE = 2.0
 TERM_SUFFIX = "_lwf"
 STUDENT_LOSS_WEIGHT = 0.5  # The Distiller's `alpha`: CE and the old terms alike.
