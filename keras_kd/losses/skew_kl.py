@@ -82,13 +82,18 @@ class SkewKL(DistillationTerm):
         """
         return {"skew": (self._skew, _check_skew)}
 
+    # Which distribution is skewed against: the teacher's `P` here; the
+    # student's `Q` in `SkewReverseKL`, which only flips this.
+    skews_student = False
+
     def compute(self, teacher_outputs, student_outputs, labels, temperature):
         teacher_log_probs = softened_log_probabilities(teacher_outputs, temperature)
         student_log_probs = softened_log_probabilities(student_outputs, temperature)
-        log_mixture_probs = log_mixture(teacher_log_probs, student_log_probs, self._skew)
-        divergence = weighted_log_sum(
-            ops.exp(teacher_log_probs), teacher_log_probs - log_mixture_probs
-        )
+        log_p, log_other = teacher_log_probs, student_log_probs
+        if self.skews_student:
+            log_p, log_other = student_log_probs, teacher_log_probs
+        log_mixture_probs = log_mixture(log_p, log_other, self._skew)
+        divergence = weighted_log_sum(ops.exp(log_p), log_p - log_mixture_probs)
         return ops.square(ops.cast(temperature, "float32")) * divergence
 
     def get_config(self):
