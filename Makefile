@@ -20,8 +20,8 @@ TORCH_VERSION := 2.13.0
 # The suites that run on every backend (on TensorFlow they run with the rest).
 CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
 # Language-model tests that also run on JAX (not on PyTorch).
-LM_JAX_TESTS := tests/test_lm_divergences.py tests/test_causal_lm.py
-# ... and the CausalLM path's core on PyTorch.
+LM_JAX_TESTS := tests/test_lm_divergences.py tests/test_causal_lm.py tests/test_chunked_terms.py
+# ... and on PyTorch: the CausalLM path's core and the chunked loss.
 LM_TORCH_TESTS := raw_strings_and_their_preprocessed_form or fit_on_strings
 
 .PHONY: demo test test-fast test-backends clean
@@ -62,6 +62,7 @@ test-backends: $(VENV)/.backends-installed
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(LM_JAX_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/test_causal_lm.py -k "$(LM_TORCH_TESTS)"
+	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/test_chunked_terms.py
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -m "not slow"

@@ -13,8 +13,6 @@ import time
 
 import tensorflow as tf
 
-from keras_kd._internal import files
-
 
 def machine():
     """A description of the machine: cores, CPU model, TF and Keras versions."""
@@ -100,6 +98,8 @@ def reset_peak_rss():
 
 def write_json(path, payload):
     """Writes `payload` as JSON atomically (`keras_kd._internal.files.atomic_write`)."""
+    from keras_kd._internal import files  # Here: before_after.py runs older keras_kd.
+
     with files.atomic_write(path, suffix=".json") as temporary:
         with open(temporary, "w") as f:
             json.dump(payload, f, indent=2)

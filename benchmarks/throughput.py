@@ -302,6 +302,10 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS))
     parser.add_argument("--out", default="benchmarks/throughput.json")
+    parser.add_argument("--contenders", nargs="+", default=None,
+                        help="time only these contenders (default: all on the backend)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the per-contender peak-memory processes")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"),
                         help="the Keras backend (default: tensorflow)")
@@ -319,6 +323,11 @@ def main():
 
     samples = BATCH_SIZE * args.steps
     contenders = {"tensorflow": CONTENDERS, "jax": JAX_CONTENDERS}.get(args.backend, PORTABLE_CONTENDERS)
+    if args.contenders:
+        unknown = sorted(set(args.contenders) - set(contenders))
+        if unknown:
+            parser.error(f"--contenders {unknown} do not run on {args.backend}; choose from {list(contenders)}")
+        contenders = tuple(name for name in contenders if name in args.contenders)
     ratio_pairs = [(a, b) for a, b in RATIOS if a in contenders and b in contenders]
     results = {
         "backend": args.backend,
@@ -345,11 +354,12 @@ def main():
             }
             for a, b in ratio_pairs
         }
-        memory = {name: peak_memory(name, pair, args.steps, 2) for name in contenders}
+        memory = {} if args.no_memory else {name: peak_memory(name, pair, args.steps, 2) for name in contenders}
         results["pairs"][pair] = {"samples_per_s": speeds, "ratios": ratios, "peak_rss_mb": memory, "times": times}
         print(f"\n[{pair}] median samples/s (peak RSS of a process running it alone):")
         for name in contenders:
-            print(f"  {name:24s} {speeds[name]:9,.0f}   ({memory[name]:,.1f} MiB)")
+            peak = f"   ({memory[name]:,.1f} MiB)" if name in memory else ""
+            print(f"  {name:24s} {speeds[name]:9,.0f}{peak}")
         print(f"[{pair}] speed ratios, median of per-round ratios (min-max):")
         for label, ratio in ratios.items():
             wall, cpu = ratio["wall"], ratio["cpu"]
@@ -357,6 +367,8 @@ def main():
                 f"  {label:46s} wall {wall['median']:.3f} ({wall['min']:.3f}-{wall['max']:.3f})"
                 f"   CPU {cpu['median']:.3f} ({cpu['min']:.3f}-{cpu['max']:.3f})"
             )
+        if "keras_kd" not in memory or "keras_distillation" not in memory:
+            continue
         peer_memory = memory["keras_distillation"]
         print(f"[{pair}] peak memory keras_kd / keras_distillation: {memory['keras_kd'] / peer_memory:.3f}")
     common.write_json(args.out, results)

@@ -10,6 +10,7 @@ from keras_kd._internal.backends import tf
 from keras_kd._internal import backends
 from keras_kd._internal import checks
 from keras_kd._step import compilation
+from keras_kd._step import chunked_terms
 from keras_kd._step import construction
 from keras_kd._step import distiller_config
 from keras_kd._step import distribution
@@ -82,6 +83,10 @@ class Distiller(LiveValuesMixin, keras.Model):
             defaults, 0.2 and 1.0).
         teacher_inputs: Optional function from the student's (augmented)
             batch to the teacher's inputs. Defaults to `None`.
+        chunk_size: For keras-hub causal LMs: positions per chunk of a loss
+            computed from the final hidden states, never holding batch ×
+            positions × vocabulary logits; `"auto"` chunks from a 32,000-token
+            vocabulary; `None` never (docs/language_models.md). Defaults to `"auto"`.
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
 
@@ -106,7 +111,7 @@ class Distiller(LiveValuesMixin, keras.Model):
         self, teacher, student, temperature=4.0, alpha=DEFAULT_ALPHA, terms=None,
         teacher_returns=construction.DEFAULT_TEACHER_RETURNS, teacher_weights=None, skip_nonfinite_steps=None,
         teacher_precision="float32", augmentation=None, mixing=None, mixing_strength=None,
-        teacher_inputs=None, name="distiller", **kwargs,
+        teacher_inputs=None, chunk_size="auto", name="distiller", **kwargs,
     ):
         teacher_returns = _renamed_argument(kwargs, teacher_returns=teacher_returns)
         checks.refuse_peer_spellings(kwargs)
@@ -114,13 +119,13 @@ class Distiller(LiveValuesMixin, keras.Model):
         parts = construction.checked_parts(
             teacher, student, temperature, alpha, terms, teacher_returns, teacher_weights,
             skip_nonfinite_steps, teacher_precision, augmentation, mixing, mixing_strength,
-            teacher_inputs,
+            teacher_inputs, chunk_size,
         )
         self.teachers, self.teacher_weights = parts.teachers, parts.teacher_weights
         self.student, self.terms, self.teacher_returns = student, parts.terms, teacher_returns
         self.teacher_inputs, self.learned_temperature = teacher_inputs, parts.learned_temperature
         self._teachers, self._augmentation = parts.teacher_pass, parts.augmentation
-        self._student_view = parts.student_view
+        self._student_view, self._chunks = parts.student_view, parts.chunks
         self._temperature_variable = self._live_weight("temperature", parts.temperature)
         self._alpha_variable = self._live_weight("alpha", parts.alpha)
         self._live_values = LiveValues(
@@ -142,6 +147,8 @@ class Distiller(LiveValuesMixin, keras.Model):
     augmentation = property(lambda self: self._augmentation.augmentation, doc="The `augmentation` given.")
     mixing = property(lambda self: self._augmentation.mixing, doc="The mixing layer, or `None`.")
     teacher_precision = property(lambda self: self._teachers.precision, doc="The teacher pass's format, as given.")
+    chunk_size = property(lambda self: self._chunks.chunk_size, doc="The `chunk_size` given.")
+    chunked = property(lambda self: self._chunks.active, doc="Whether the loss is computed chunk by chunk.")
 
     @property
     def teacher_precision_report(self):
@@ -245,13 +252,13 @@ class Distiller(LiveValuesMixin, keras.Model):
         kept = self._step_guard.keep(self.student)
         with tf.GradientTape() as tape:
             student_outputs = self._student_view(batch.x, training=True)
-            loss = self._loss(batch, student_outputs, teacher_outputs)
+            loss = self._loss(batch, student_outputs, teacher_outputs, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self._step_guard.apply(self.optimizer, loss, gradients, variables, kept)
         return distribution.as_reducible_logs(
-            self.compute_metrics(batch.x, batch.y, student_outputs[FINAL_OUTPUT], batch.sample_weight)
+            self.compute_metrics(batch.x, batch.y, student_outputs.get(FINAL_OUTPUT), batch.sample_weight)
         )
 
     def test_step(self, *args):
@@ -260,8 +267,8 @@ class Distiller(LiveValuesMixin, keras.Model):
             return super().test_step(*state, step_batch.mark(data))
         batch = step_batch.read(*step_batch.unpack(args[0]), self._augmentation, self.student, False)
         student_outputs = self._student_view(batch.x, training=False)
-        self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits))
-        logs = self.compute_metrics(batch.x, batch.y, student_outputs[FINAL_OUTPUT], batch.sample_weight)
+        self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits), training=False)
+        logs = self.compute_metrics(batch.x, batch.y, student_outputs.get(FINAL_OUTPUT), batch.sample_weight)
         return distribution.as_reducible_logs(logs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True, mix=None):
@@ -287,7 +294,7 @@ class Distiller(LiveValuesMixin, keras.Model):
             batch = step_batch.read(x, y, sample_weight, self._augmentation, self.student, False)
             batch = batch._replace(mix=mix)
             student_outputs = self._given_student_outputs(batch.x, y_pred, training)
-        loss = self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits))
+        loss = self._loss(batch, student_outputs, self._teachers(batch.x, batch.teacher_logits), training)
         if from_step is not None and training and backends.name() == backends.JAX:
             self._step_guard.record_loss(loss)
         return loss
@@ -298,14 +305,19 @@ class Distiller(LiveValuesMixin, keras.Model):
             return self._student_view(x, training=training)
         return {FINAL_OUTPUT: output_views.float32_copy(y_pred)}
 
-    def _loss(self, batch, student_outputs, teacher_outputs):
-        """The total loss of the batch's outputs; records its parts."""
+    def _loss(self, batch, student_outputs, teacher_outputs, training):
+        """The total loss of the batch's outputs (from the logits, or chunk by
+        chunk from the hidden states); records its parts."""
         if batch.y is None:
             checks.check_alpha_without_labels(self.alpha)
-        parts = step_loss.LossParts(self.terms, self._student_loss, self.learned_temperature).total(
-            batch, student_outputs, teacher_outputs, self.temperature, self._alpha_variable, self.student
+        parts = step_loss.LossParts(self.terms, self._student_loss, self.learned_temperature)
+        if chunked_terms.HIDDEN_STATES in student_outputs:  # The metrics are updated per chunk.
+            update_metrics = lambda y, logits, weights: self.compute_metrics(None, y, logits, weights)  # noqa: E731
+            parts = chunked_terms.ChunkedLossParts(self._chunks, self.terms, self._student_loss, update_metrics)
+        parts = parts.total(
+            batch, student_outputs, teacher_outputs, self.temperature, self._alpha_variable, self.student, training
         )
-        self._loss_means.record(parts, ops.shape(student_outputs[FINAL_OUTPUT])[0])
+        self._loss_means.record(parts, output_views.batch_size(student_outputs))
         return parts["loss"]
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -315,6 +327,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         if y is None:
             return self.get_metrics_result()
         y_pred = step_batch.logits_of_step_outputs(y_pred)
+        if y_pred is None:  # A chunked loss updated them chunk by chunk.
+            return self.get_metrics_result()
         weights = student_loss.labeled_rows_weight(self._student_loss, y, y_pred, sample_weight)
         return super().compute_metrics(x, y, y_pred, weights)
 

@@ -60,8 +60,10 @@ def set_keras_mask(tensor, mask):
     _backend.set_keras_mask(tensor, mask)
 
 
-def reduce_weighted_values(values, sample_weight=None, mask=None):
-    """Keras's `"sum_over_batch_size"` reduction, as `keras.losses.Loss` applies it.
+def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size",
+                           dtype="float32"):
+    """Keras's loss reduction (by default `"sum_over_batch_size"`), as
+    `keras.losses.Loss` applies it after its `call`.
 
     Masked positions get weight 0 and the mean runs over the valid ones; under
     `tf.distribute` the result is this replica's share of the global mean.
@@ -70,8 +72,8 @@ def reduce_weighted_values(values, sample_weight=None, mask=None):
         values,
         sample_weight=sample_weight,
         mask=mask,
-        reduction="sum_over_batch_size",
-        dtype="float32",
+        reduction=reduction,
+        dtype=dtype,
     )
 
 

@@ -6,6 +6,7 @@ import collections
 from keras_kd._internal import keras_internals as internals
 from keras_kd._internal import backends
 from keras_kd._internal import checks
+from keras_kd._step import chunked_terms
 from keras_kd._step import several_teachers
 from keras_kd.data.augmentation import ConsistentAugmentation
 from keras_kd.losses.learned_temperature import LearnedTemperature
@@ -22,6 +23,7 @@ Parts = collections.namedtuple(
     [
         "teachers", "teacher_weights", "teacher_pass", "student_view", "terms",
         "temperature", "learned_temperature", "alpha", "skip_nonfinite_steps", "augmentation",
+        "chunks",
     ],
 )
 Parts.__doc__ = """The checked parts of a Distiller (see `checked_parts`)."""
@@ -30,7 +32,7 @@ Parts.__doc__ = """The checked parts of a Distiller (see `checked_parts`)."""
 def checked_parts(
     teacher, student, temperature, alpha, terms, teacher_returns, teacher_weights,
     skip_nonfinite_steps, teacher_precision, augmentation, mixing, mixing_strength,
-    teacher_inputs,
+    teacher_inputs, chunk_size,
 ):
     """Checks the Distiller's arguments and builds its parts from them.
 
@@ -68,10 +70,16 @@ def checked_parts(
     consistent_augmentation = ConsistentAugmentation(augmentation, mixing, mixing_strength)
     checks.check_teacher_inputs(teacher_inputs)
     checks.check_augmentation_shape(consistent_augmentation, student)
+    chunks = chunked_terms.plan(
+        chunk_size, teachers, student, terms, teacher_precision, teacher_returns,
+        consistent_augmentation, learned,
+    )
+    if chunks.active:  # Both passes stop at the final hidden states.
+        student_view, teacher_pass.projections = chunks.hidden_state_view(), chunks.teachers
     teacher_pass.freeze()
     return Parts(
         teachers, teacher_weights, teacher_pass, student_view, terms, temperature,
-        learned, alpha, skip_nonfinite_steps, consistent_augmentation,
+        learned, alpha, skip_nonfinite_steps, consistent_augmentation, chunks,
     )
 
 

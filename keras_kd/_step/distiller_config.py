@@ -43,6 +43,7 @@ def distiller_config(distiller):
         "teacher_inputs": (
             None if distiller.teacher_inputs is None else serialize(distiller.teacher_inputs)
         ),
+        "chunk_size": distiller.chunk_size,
     }
 
 

@@ -181,3 +181,10 @@ def float32_copy(logits):
     if mask is not None:
         internals.set_keras_mask(logits, mask)
     return logits
+
+
+def batch_size(outputs):
+    """The batch size of a step's student outputs (`{FINAL_OUTPUT: logits,
+    ...}`, or the hidden states of a chunked loss)."""
+    first = next(value for value in outputs.values() if value is not None)
+    return keras.ops.shape(first)[0]

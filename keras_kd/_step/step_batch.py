@@ -119,7 +119,7 @@ def step_outputs(batch, student_outputs):
     layers = {name: value for name, value in student_outputs.items() if name is not FINAL_OUTPUT}
     mix = None if batch.mix is None else tuple(batch.mix)
     return {
-        _LOGITS: student_outputs[FINAL_OUTPUT],
+        _LOGITS: student_outputs.get(FINAL_OUTPUT),  # None under a chunked loss.
         _LAYERS: layers,
         _STEP: {"x": batch.x, "teacher_logits": batch.teacher_logits, "mix": mix},
     }

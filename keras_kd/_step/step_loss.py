@@ -60,7 +60,7 @@ class LossParts:
             parts["temperature"] = temperature
         return parts
 
-    def total(self, batch, student_outputs, teacher_outputs, temperature, alpha, student):
+    def total(self, batch, student_outputs, teacher_outputs, temperature, alpha, student, training=True):
         """The parts of `compute` with the total: `loss` (also logged as
         `total_loss`), `distillation_loss` (the weighted sum of the terms).
 
@@ -72,6 +72,8 @@ class LossParts:
                 `compute`.
             alpha: The weight of the student loss (a variable).
             student: The student (its regularization losses).
+            training: Whether the step trains (unused here; see
+                `chunked_terms.ChunkedLossParts`).
 
         Returns:
             The dict of scalar parts.

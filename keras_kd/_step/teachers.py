@@ -58,6 +58,9 @@ class Teachers:
         self.chosen_precision = None if precision == "auto" else precision
         self.report = None
         self._copies = {}  # precision -> (copies, their views)
+        # One `chunked_terms.Projection` per teacher when the loss is chunked:
+        # the pass then stops at their final hidden states.
+        self.projections = None
 
     def wants_first_batch(self):
         """Whether `prepare` still has something to measure on a first batch."""
@@ -182,6 +185,9 @@ class Teachers:
             return TeacherOutputs(self._split_cached(cached_logits), {}, self)
         if self.inputs is not None:
             x = self._teacher_inputs(x)
+        if self.projections is not None:
+            hidden = [ops.stop_gradient(p.hidden_states(x, training=False)) for p in self.projections]
+            return TeacherOutputs([], {}, self, hidden_states=hidden)
         views = self.output_views
         if self.chosen_precision not in (None, "float32") and self.chosen_precision in self._copies:
             views = self._copies[self.chosen_precision][1]
@@ -229,22 +235,42 @@ def _float32_constant(value):
 
 
 class TeacherOutputs:
-    """One batch's teacher outputs: logits per teacher and named layer outputs.
+    """One batch's teacher outputs: logits per teacher and named layer outputs
+    (or, when the loss is chunked, their final hidden states).
 
     Args:
         logits: List of tensors, one per teacher (`"probabilities"` teachers
             are turned into log-probabilities here).
         layers: `{layer name: output}` of the first teacher.
         teachers: The `Teachers` that made them.
+        hidden_states: With a chunked loss and no cached logits, the
+            teachers' final hidden states (and `logits` is empty).
     """
 
-    def __init__(self, logits, layers, teachers):
+    def __init__(self, logits, layers, teachers, hidden_states=None):
         if teachers.returns == "probabilities":
             logits = [ops.log(ops.cast(t, "float32")) for t in logits]
         self.logits = logits
         self.layers = layers
         self.weights = teachers.weights
+        self.hidden_states = hidden_states
+        self._teachers = teachers
         self._mixtures = {}
+
+    def positions(self, start, stop, projections):
+        """The outputs at positions `[start, stop)` of each sequence: the
+        logits sliced, or made from the hidden states by `projections` (one
+        `chunked_terms.Projection` per teacher)."""
+        if self.hidden_states is None:
+            logits = [t[:, start:stop] for t in self.logits]
+        else:
+            logits = [
+                _float32_constant(projection.logits(hidden[:, start:stop]))
+                for projection, hidden in zip(projections, self.hidden_states)
+            ]
+        chunk = TeacherOutputs([], {}, self._teachers)
+        chunk.logits = logits
+        return chunk
 
     def zero_masked(self, mask):
         """Zeros at padded positions: a cache padded with NaN stays harmless."""
