@@ -17,7 +17,6 @@ from keras_kd._step import distribution
 from keras_kd._step import nonfinite
 from keras_kd._step import random_states
 from keras_kd._step import step_batch
-from keras_kd._step import step_loss
 from keras_kd._step import student_loss
 from keras_kd._step import output_views
 from keras_kd._step import xla
@@ -83,10 +82,9 @@ class Distiller(LiveValuesMixin, keras.Model):
             defaults, 0.2 and 1.0).
         teacher_inputs: Optional function from the student's (augmented)
             batch to the teacher's inputs. Defaults to `None`.
-        chunk_size: For keras-hub causal LMs: positions per chunk of a loss
-            computed from the final hidden states, never holding batch ×
-            positions × vocabulary logits; `"auto"` chunks from a 32,000-token
-            vocabulary; `None` never (docs/language_models.md). Defaults to `"auto"`.
+        chunk_size: keras-hub causal LMs: positions per chunk of a loss made from
+            the hidden states, never holding all logits; `"auto"`: from 32,000
+            tokens of vocabulary; `None`: never (docs/language_models.md). Defaults to `"auto"`.
         name: String, the model's name. Defaults to `"distiller"`.
         **kwargs: Other `keras.Model` arguments.
 
@@ -126,8 +124,8 @@ class Distiller(LiveValuesMixin, keras.Model):
         self.teacher_inputs, self.learned_temperature = teacher_inputs, parts.learned_temperature
         self._teachers, self._augmentation = parts.teacher_pass, parts.augmentation
         self._student_view, self._chunks = parts.student_view, parts.chunks
-        self._temperature_variable = self._live_weight("temperature", parts.temperature)
-        self._alpha_variable = self._live_weight("alpha", parts.alpha)
+        self._temperature_variable = construction.live_weight(self, "temperature", parts.temperature)
+        self._alpha_variable = construction.live_weight(self, "alpha", parts.alpha)
         self._live_values = LiveValues(
             self._temperature_variable, self._alpha_variable, self.learned_temperature, self.terms
         )
@@ -150,12 +148,11 @@ class Distiller(LiveValuesMixin, keras.Model):
     chunk_size = property(lambda self: self._chunks.chunk_size, doc="The `chunk_size` given.")
     chunked = property(lambda self: self._chunks.active, doc="Whether the loss is computed chunk by chunk.")
 
-    @property
-    def teacher_precision_report(self):
-        """`{"precision", "top1_agreement", "kl"}` measured on the first batch
-        of `fit` (`None` before, or with the float32 teacher)."""
-        report = self._teachers.report
-        return None if report is None else {"precision": self._teachers.chosen_precision, **report}
+    teacher_precision_report = property(
+        lambda self: self._teachers.precision_report(),
+        doc="""`{"precision", "top1_agreement", "kl"}` measured on the first batch
+        of `fit` (`None` before, or with the float32 teacher).""",
+    )
 
     @property
     def skip_nonfinite_steps(self):
@@ -171,14 +168,10 @@ class Distiller(LiveValuesMixin, keras.Model):
         lambda self: distiller_config.renamed(self, "teacher_outputs"), doc="Deprecated: `teacher_returns`."
     )
 
-    @property
-    def teacher(self):
-        """The teacher, or the list of teachers when there are several."""
-        return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
-
-    def _live_weight(self, name, value):
-        initializer = keras.initializers.Constant(value)
-        return self.add_weight(name=name, shape=(), dtype="float32", trainable=False, initializer=initializer)
+    teacher = property(
+        lambda self: self.teachers[0] if len(self.teachers) == 1 else list(self.teachers),
+        doc="The teacher, or the list of teachers when there are several.",
+    )
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Configures the distiller for training.
@@ -207,16 +200,10 @@ class Distiller(LiveValuesMixin, keras.Model):
         return self
 
     def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:
-            config["loss"] = keras.saving.serialize_keras_object(self._student_loss_config)
-            config["optimizer"] = distiller_config.portable_optimizer_config(config.get("optimizer"))
-        return config
+        return distiller_config.compile_config(super().get_compile_config(), self._student_loss_config)
 
     def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        distiller_config.compile_from(self, config)
 
     @property
     def metrics(self):
@@ -310,11 +297,10 @@ class Distiller(LiveValuesMixin, keras.Model):
         chunk from the hidden states); records its parts."""
         if batch.y is None:
             checks.check_alpha_without_labels(self.alpha)
-        parts = step_loss.LossParts(self.terms, self._student_loss, self.learned_temperature)
-        if chunked_terms.HIDDEN_STATES in student_outputs:  # The metrics are updated per chunk.
-            update_metrics = lambda y, logits, weights: self.compute_metrics(None, y, logits, weights)  # noqa: E731
-            parts = chunked_terms.ChunkedLossParts(self._chunks, self.terms, self._student_loss, update_metrics)
-        parts = parts.total(
+        parts = chunked_terms.loss_parts(
+            student_outputs, self._chunks, self.terms, self._student_loss, self.learned_temperature,
+            lambda y, logits, weights: self.compute_metrics(None, y, logits, weights),
+        ).total(
             batch, student_outputs, teacher_outputs, self.temperature, self._alpha_variable, self.student, training
         )
         self._loss_means.record(parts, output_views.batch_size(student_outputs))

@@ -230,6 +230,14 @@ def _fall_back(reason):
     )
 
 
+def loss_parts(student_outputs, chunk_plan, terms, loss, learned_temperature, update_metrics):
+    """The `LossParts` for the student's outputs: `ChunkedLossParts` for hidden
+    states (which update the metrics per chunk), else the unchunked ones."""
+    if HIDDEN_STATES in student_outputs:
+        return ChunkedLossParts(chunk_plan, terms, loss, update_metrics)
+    return step_loss.LossParts(terms, loss, learned_temperature)
+
+
 class ChunkedLossParts(step_loss.LossParts):
     """`LossParts` from the student's hidden states, chunk by chunk.
 
@@ -268,19 +276,22 @@ class ChunkedLossParts(step_loss.LossParts):
         weights = self.plan.student.trainable_weights()
         chunks = _chunk_bounds(positions, self.plan.positions_per_chunk(positions))
         values, hidden_gradients, weight_gradients = {name: [] for name in names}, [], None
+        previous = None  # Each chunk waits for the one before (see `_after`).
         for start, stop in chunks:
-            chunk = _Chunk(start, stop, teacher_outputs, self.plan.teachers, batch.y)
+            chunk = _Chunk(start, stop, teacher_outputs, self.plan.teachers, batch.y, previous)
             objective = self._objective(chunk, temperature, labeled, mask, coefficients)
+            hidden_chunk = _after(hidden[:, start:stop], previous)
             if training:
                 _, (chunk_values, logits), gradients = autodiff.value_and_gradients(
-                    objective, [hidden[:, start:stop]] + weights
+                    objective, [hidden_chunk] + weights
                 )
                 hidden_gradients.append(gradients[0])
                 weight_gradients = _add(weight_gradients, gradients[1:])
             else:
-                _, (chunk_values, logits) = objective(hidden[:, start:stop], *weights)
+                _, (chunk_values, logits) = objective(hidden_chunk, *weights)
             for name in names:
                 values[name].append(chunk_values[name])
+            previous = chunk_values[names[0]]
             if batch.y is not None:
                 self._update_metrics(chunk.y, logits, None if sample_weight is None else sample_weight[:, start:stop])
         values = {name: ops.concatenate(pieces, axis=1) for name, pieces in values.items()}
@@ -375,10 +386,23 @@ class ChunkedLossParts(step_loss.LossParts):
 class _Chunk:
     """The positions `[start, stop)` of a batch: their labels and teacher logits."""
 
-    def __init__(self, start, stop, teacher_outputs, projections, y):
+    def __init__(self, start, stop, teacher_outputs, projections, y, previous):
         self.start, self.stop = start, stop
         self.y = None if y is None else y[:, start:stop]
-        self.teacher_outputs = teacher_outputs.positions(start, stop, projections)
+        self.teacher_outputs = teacher_outputs.positions(
+            start, stop, projections, lambda hidden: _after(hidden, previous)
+        )
+
+
+def _after(tensor, previous):
+    """`tensor`, made to depend on the values of the `previous` chunk (its
+    value unchanged: plus 0 · their sum). Without it XLA may schedule every
+    chunk at once and hold all their logits, as the unchunked step does
+    (measured: the same temporary memory); with it the chunks run one after
+    the other and reuse one chunk's memory."""
+    if previous is None:
+        return tensor
+    return tensor + ops.cast(0.0 * ops.sum(ops.stop_gradient(previous)), tensor.dtype)
 
 
 def _chunk_bounds(positions, size):

@@ -3,6 +3,8 @@ place, so that `Distiller.__init__` only wires the checked parts."""
 
 import collections
 
+import keras
+
 from keras_kd._internal import keras_internals as internals
 from keras_kd._internal import backends
 from keras_kd._internal import checks
@@ -81,6 +83,12 @@ def checked_parts(
         teachers, teacher_weights, teacher_pass, student_view, terms, temperature,
         learned, alpha, skip_nonfinite_steps, consistent_augmentation, chunks,
     )
+
+
+def live_weight(model, name, value):
+    """A scalar float32 non-trainable weight of `model` (a live value) set to `value`."""
+    initializer = keras.initializers.Constant(value)
+    return model.add_weight(name=name, shape=(), dtype="float32", trainable=False, initializer=initializer)
 
 
 def as_terms(terms):

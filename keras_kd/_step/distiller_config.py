@@ -47,6 +47,23 @@ def distiller_config(distiller):
     }
 
 
+def compile_config(config, student_loss):
+    """Keras's compile `config` of a Distiller with its student loss and an
+    optimizer config that loads on every backend."""
+    if config:
+        config["loss"] = keras.saving.serialize_keras_object(student_loss)
+        config["optimizer"] = portable_optimizer_config(config.get("optimizer"))
+    return config
+
+
+def compile_from(distiller, config):
+    """Compiles `distiller` from its saved compile `config` (and builds its
+    optimizer when the distiller is built, so saved slots load)."""
+    distiller.compile(**keras.saving.deserialize_keras_object(config))
+    if distiller.built:
+        distiller.optimizer.build(distiller.trainable_variables)
+
+
 def constructor_arguments(config, custom_objects=None, entries=SERIALIZED_ENTRIES):
     """The arguments to rebuild a Distiller from its `config`: serialized
     objects loaded, renamed arguments migrated, and `skip_nonfinite_steps`

@@ -62,6 +62,11 @@ class Teachers:
         # the pass then stops at their final hidden states.
         self.projections = None
 
+    def precision_report(self):
+        """`{"precision", "top1_agreement", "kl"}` of the cheaper teacher on
+        the first batch of `fit`, or `None`."""
+        return None if self.report is None else {"precision": self.chosen_precision, **self.report}
+
     def wants_first_batch(self):
         """Whether `prepare` still has something to measure on a first batch."""
         return self.precision != "float32" and (
@@ -257,15 +262,16 @@ class TeacherOutputs:
         self._teachers = teachers
         self._mixtures = {}
 
-    def positions(self, start, stop, projections):
+    def positions(self, start, stop, projections, ordered=lambda hidden: hidden):
         """The outputs at positions `[start, stop)` of each sequence: the
         logits sliced, or made from the hidden states by `projections` (one
-        `chunked_terms.Projection` per teacher)."""
+        `chunked_terms.Projection` per teacher) after `ordered` (which makes
+        the slice wait for an earlier chunk)."""
         if self.hidden_states is None:
             logits = [t[:, start:stop] for t in self.logits]
         else:
             logits = [
-                _float32_constant(projection.logits(hidden[:, start:stop]))
+                _float32_constant(projection.logits(ordered(hidden[:, start:stop])))
                 for projection, hidden in zip(projections, self.hidden_states)
             ]
         chunk = TeacherOutputs([], {}, self._teachers)
