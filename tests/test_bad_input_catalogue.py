@@ -254,6 +254,12 @@ def lm_unbatched_string_dataset(teacher, folder):
     distiller.fit(tf.data.Dataset.from_tensor_slices(lm_models.TEXTS), epochs=1, verbose=0)
 
 
+def lm_chunk_size_zero(teacher, folder):
+    from tests import lm_models
+
+    keras_kd.Distiller(*lm_models.pair(), chunk_size=0)
+
+
 CASES = {
     case.__name__: case
     for case in [
@@ -271,6 +277,7 @@ CASES = {
         lwf_old_head_named_logits, lwf_unknown_old_head, lwf_new_head_that_does_not_fit,
         lm_vocabularies_differ, lm_tokenizers_differ, lm_student_sequence_longer_than_teacher,
         lm_strings_without_student_preprocessor, lm_unbatched_string_dataset,
+        lm_chunk_size_zero,
     ]
 }
 

@@ -101,15 +101,22 @@ class Projection:
         return [variable.value for variable in self.embedding.trainable_variables]
 
 
-def why_not_projected(model):
-    """Why `model`'s logits are not its projection of its hidden states (a
-    sentence), or `None` when they are (checked on a probe sequence)."""
+def _why_not_causal_lm(model):
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         return "is not a keras-hub CausalLM (it has no `backbone`)"
     if not isinstance(getattr(backbone, "token_embedding", None), keras.layers.ReversibleEmbedding):
         return "has no `backbone.token_embedding` (a ReversibleEmbedding) as its output projection"
-    probe = _probe_inputs(model, backbone.token_embedding.input_dim)
+    return None
+
+
+def why_not_projected(model):
+    """Why `model`'s logits are not its projection of its hidden states (a
+    sentence), or `None` when they are (checked on a probe sequence)."""
+    reason = _why_not_causal_lm(model)
+    if reason is not None:
+        return reason
+    probe = _probe_inputs(model, model.backbone.token_embedding.input_dim)
     if probe is None:
         return "does not take `token_ids` (its inputs cannot be probed)"
     try:
@@ -187,19 +194,23 @@ def plan(chunk_size, teachers, student, terms, teacher_precision, teacher_return
     of at least `AUTO_MIN_VOCABULARY` under `"auto"`), else inactive, with a
     warning when chunking was asked for (or due) but cannot apply."""
     chunk_size = check_chunk_size(chunk_size)
-    if chunk_size is None or why_not_projected(student) is not None:
-        if chunk_size not in (None, AUTO):
-            _fall_back(f"the student {student.name!r} {why_not_projected(student)}")
+    if chunk_size is None:
         return ChunkPlan(chunk_size)
-    student_projection = Projection(student)
-    if chunk_size == AUTO and student_projection.vocabulary_size < AUTO_MIN_VOCABULARY:
-        return ChunkPlan(chunk_size)
-    reason = _why_not_chunked(teachers, terms, teacher_precision, teacher_returns, augmentation,
-                              learned_temperature)
+    reason = _why_not_causal_lm(student)
+    if chunk_size == AUTO and (
+        reason is not None or student.backbone.token_embedding.input_dim < AUTO_MIN_VOCABULARY
+    ):
+        return ChunkPlan(chunk_size)  # Not a causal LM, or a small vocabulary: nothing to say.
+    reason = why_not_projected(student)
+    if reason is not None:
+        reason = f"the student {student.name!r} {reason}"
+    else:
+        reason = _why_not_chunked(teachers, terms, teacher_precision, teacher_returns, augmentation,
+                                  learned_temperature)
     if reason is not None:
         _fall_back(reason)
         return ChunkPlan(chunk_size)
-    return ChunkPlan(chunk_size, student_projection, [Projection(t) for t in teachers])
+    return ChunkPlan(chunk_size, Projection(student), [Projection(t) for t in teachers])
 
 
 def _why_not_chunked(teachers, terms, teacher_precision, teacher_returns, augmentation,
