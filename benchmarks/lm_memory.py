@@ -161,7 +161,12 @@ def run_child(contender, vocabulary, mode, steps, cap_gb):
     backend, _ = MODES[mode]
     command = [sys.executable, "-m", "benchmarks.lm_memory", "--child", contender, "--mode", mode,
                "--vocabularies", str(vocabulary), "--steps", str(steps), "--max-memory-gb", str(cap_gb)]
-    env = dict(os.environ, KERAS_BACKEND=backend)
+    # A fixed mmap threshold makes glibc's malloc hand every block over 128 KB
+    # back to the system when freed (its default raises the threshold after
+    # frees, and keeps freed blocks of up to 32 MB in the process): the
+    # resident memory then falls after a step, and its peak is the step's.
+    env = dict(os.environ, KERAS_BACKEND=backend, MALLOC_MMAP_THRESHOLD_="131072",
+               MALLOC_TRIM_THRESHOLD_="131072")
     output = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
     if lines:

@@ -302,7 +302,7 @@ class ChunkedLossParts(step_loss.LossParts):
                 _, (chunk_values, logits) = objective(hidden_chunk, *weights)
             for name in names:
                 values[name].append(chunk_values[name])
-            previous = chunk_values[names[0]]
+            previous = [chunk_values[names[0]]] + (gradients if training else [])
             if batch.y is not None:
                 self._update_metrics(chunk.y, logits, None if sample_weight is None else sample_weight[:, start:stop])
         values = {name: ops.concatenate(pieces, axis=1) for name, pieces in values.items()}
@@ -406,14 +406,17 @@ class _Chunk:
 
 
 def _after(tensor, previous):
-    """`tensor`, made to depend on the values of the `previous` chunk (its
-    value unchanged: plus 0 · their sum). Without it XLA may schedule every
-    chunk at once and hold all their logits, as the unchunked step does
-    (measured: the same temporary memory); with it the chunks run one after
-    the other and reuse one chunk's memory."""
+    """`tensor`, made to depend on what the `previous` chunk computed (its
+    values and, in training, its gradients), its value unchanged (plus 0 ·
+    their sum). Without it XLA schedules every chunk at once and holds all
+    their logits, as the unchunked step does (measured: the same temporary
+    memory), and TensorFlow's executor may defer a chunk's gradient, keeping
+    its logits alive; with it the chunks run one after the other and reuse
+    one chunk's memory."""
     if previous is None:
         return tensor
-    return tensor + ops.cast(0.0 * ops.sum(ops.stop_gradient(previous)), tensor.dtype)
+    done = sum(ops.sum(ops.stop_gradient(ops.cast(part, "float32"))) for part in previous)
+    return tensor + ops.cast(0.0 * done, tensor.dtype)
 
 
 def _chunk_bounds(positions, size):
