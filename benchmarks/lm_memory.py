@@ -15,9 +15,10 @@ alpha = 0.5, Adam. Contenders:
 Each (backend and compile mode, vocabulary, contender) runs in a process of
 its own: TensorFlow as a graph (`jit_compile=False`), TensorFlow under XLA
 (`jit_compile=True`), JAX (always XLA). In it: one step to trace and warm up,
-then the resident memory (RSS) is read and the kernel's peak mark reset, then
-`--steps` timed steps. Memory = peak RSS over the timed steps minus the RSS
-after tracing (on TensorFlow); on JAX, which keeps a compiled step's buffers
+then `--steps` timed steps, then the resident memory (RSS) is read (glibc's
+malloc told to return freed blocks over 4 MB, and what it holds freed
+returned) and the kernel's peak mark reset, then one more step. Memory =
+that step's peak RSS minus the RSS before it (on TensorFlow); on JAX, which keeps a compiled step's buffers
 allocated from the first step on (its RSS after tracing already holds them),
 XLA's own count of the step's temporary memory (`memory_analysis()` of the
 compiled train step). Step time = the median step's wall time, reported as a ratio
@@ -120,27 +121,43 @@ def child(contender, vocabulary, mode, steps, cap_gb):
     ids = rng.integers(0, vocabulary, (1, SEQUENCE + 1)).astype("int32")
     x = {"token_ids": ids[:, :-1], "padding_mask": np.ones((1, SEQUENCE), "int32")}
     y = ids[:, 1:]
-    before_tracing = _rss_mb()
-    common.reset_peak_rss()
     distiller.train_on_batch(x, y)  # Traces (and compiles) the step.
-    first_step_peak = common.peak_rss_mb() - before_tracing
-    after_tracing = _rss_mb()
-    common.reset_peak_rss()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss = distiller.train_on_batch(x, y)
-        keras.ops.convert_to_numpy(loss if not isinstance(loss, list) else loss[0])
+        distiller.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
+    after_tracing = _release_freed_memory()
+    common.reset_peak_rss()
+    distiller.train_on_batch(x, y)  # The step whose memory is measured.
     result = {
-        "status": "ok", "before_tracing_mb": before_tracing, "after_tracing_mb": after_tracing,
-        "first_step_peak_mb": first_step_peak, "rss_step_peak_mb": common.peak_rss_mb() - after_tracing,
+        "status": "ok", "after_tracing_mb": after_tracing,
+        "rss_step_peak_mb": common.peak_rss_mb() - after_tracing,
         "step_seconds": statistics.median(times), "steps": times,
     }
     if mode == "jax":
         result["xla_temp_mb"] = _jax_step_temp_mb(distiller, x, y)
     result["step_peak_mb"] = result["xla_temp_mb" if mode == "jax" else "rss_step_peak_mb"]
     print(json.dumps(result))
+
+
+def _release_freed_memory():
+    """Makes glibc's malloc return freed blocks over 4 MB to the system from
+    now on, and what it holds freed now; returns the resident memory (MB).
+
+    By default it raises its mmap threshold after frees and keeps freed
+    blocks of up to 32 MB in the process, so the resident memory would not
+    fall after a step and a chunked step would reuse what the earlier steps
+    left (not counted). The timed steps run before this, with the default
+    allocator (with a 128 KB threshold they ran 3x slower)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 4 << 20)
+    libc.mallopt(m_trim_threshold, 4 << 20)
+    libc.malloc_trim(0)
+    return _rss_mb()
 
 
 def _jax_step_temp_mb(model, x, y):
@@ -161,12 +178,7 @@ def run_child(contender, vocabulary, mode, steps, cap_gb):
     backend, _ = MODES[mode]
     command = [sys.executable, "-m", "benchmarks.lm_memory", "--child", contender, "--mode", mode,
                "--vocabularies", str(vocabulary), "--steps", str(steps), "--max-memory-gb", str(cap_gb)]
-    # A fixed mmap threshold makes glibc's malloc hand every block over 128 KB
-    # back to the system when freed (its default raises the threshold after
-    # frees, and keeps freed blocks of up to 32 MB in the process): the
-    # resident memory then falls after a step, and its peak is the step's.
-    env = dict(os.environ, KERAS_BACKEND=backend, MALLOC_MMAP_THRESHOLD_="131072",
-               MALLOC_TRIM_THRESHOLD_="131072")
+    env = dict(os.environ, KERAS_BACKEND=backend)
     output = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
     if lines:
@@ -244,8 +256,8 @@ def _write_table(path, machine, args, markdown):
         f"{' '.join(map(str, args.vocabularies))} --steps {args.steps}` "
         f"(benchmarks/lm_memory.py; its docstring says what runs). Machine: {machine['cores']} cores, "
         f"{machine['cpu']}, TF {machine['tensorflow']}, Keras {machine['keras']}, no GPU. Memory: peak "
-        "resident memory of the timed steps minus the resident memory after the traced first step "
-        "on TensorFlow; on JAX, XLA's temporary memory of the compiled step (JAX keeps it allocated "
+        "resident memory of one step minus the resident memory before it, after the traced and the "
+        "timed steps, with freed blocks over 4 MB returned to the system, on TensorFlow; on JAX, XLA's temporary memory of the compiled step (JAX keeps it allocated "
         f"after the first step). Each configuration in its own process, stopped past {args.max_memory_gb} GB.\n\n"
     )
     with files.atomic_write(path, suffix=".md") as temporary:
