@@ -9,6 +9,7 @@ hand it to the step's own differentiation itself (see
 `keras_kd._step.chunked_terms`).
 """
 
+import keras
 from keras import ops
 
 from keras_kd._internal import backends
@@ -56,11 +57,5 @@ def _torch_value_and_gradients(function, arguments):
         torch.zeros_like(argument) if gradient is None else gradient
         for argument, gradient in zip(arguments, gradients)
     ]
-    detach = lambda tensor: tensor.detach() if isinstance(tensor, torch.Tensor) else tensor  # noqa: E731
-    return value.detach(), _map_structure(detach, aux), gradients
-
-
-def _map_structure(function, structure):
-    import keras
-
-    return keras.tree.map_structure(function, structure)
+    aux = keras.tree.map_structure(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, aux)
+    return value.detach(), aux, gradients
