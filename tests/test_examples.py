@@ -1,5 +1,7 @@
 """Every tfds example runs top to bottom with tiny settings on the offline data."""
 
+import json
+import math
 import os
 import pathlib
 import subprocess
@@ -120,3 +122,38 @@ def test_lifelong_example_runs_with_tiny_settings(tmp_path):
                 "LwF vs fine-tuning on task_a", "All 2 heads in one file", "top-1 agreement 100.0%"):
         assert row in result.stdout
     assert (tmp_path / "results.md").is_file() and (tmp_path / "old_task_accuracy.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path(TEXT_DIR, "tweet_sentiment_train.csv").is_file(),
+                    reason="needs the tweet corpus (KERAS_KD_TEXT_DIR or ../shared/text)")
+def test_lm_distillation_example_runs_tiny_and_resumes(tmp_path):
+    pytest.importorskip("keras_hub", reason="pip install keras-kd[text]")
+    pytest.importorskip("ai_edge_litert", reason="pip install keras-kd[litert]")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    results = tmp_path / "results" / "lm_distillation.json"
+    command = [sys.executable, str(ROOT / "examples" / "lm_distillation.py"), "--tiny", "--text-dir",
+               TEXT_DIR, "--work-dir", str(tmp_path / "work"), "--results", str(results)]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(results.read_text())
+    rows = {row["row"]: row for row in report["rows"]}
+    assert set(rows) == {"scratch", "forward_kl", "reverse_kl", "jsd", "skew_kl", "keras_distillation"}
+    for name, row in rows.items():
+        assert math.isfinite(row["test_perplexity_mean"]) and 0 <= row["test_accuracy_mean"] <= 1
+        assert (row["paired_vs_scratch"] is None) == (name == "scratch")
+    assert len(report["trainings"]) == 10  # forward_kl and scratch: 3 trials each; 4 rows: 1.
+    litert = {row["quantization"]: row for row in report["litert"]}
+    assert set(litert) == {None, "dynamic", "int8"}
+    for row in litert.values():
+        assert 0 <= row["top1_agreement"] <= 1 and math.isfinite(row["perplexity"]) and row["bytes"] > 0
+    assert litert[None]["top1_agreement"] >= 0.99 and litert[None]["max_abs_diff"] < 1e-3
+    assert all(len(texts) == 3 for texts in report["generations"].values()) and len(report["generations"]) == 3
+    assert (tmp_path / "work" / "tokenizer.proto").is_file()
+    assert (tmp_path / "work" / "teacher.fingerprint.json").is_file()
+    assert "| keras_distillation |" in (tmp_path / "results" / "lm_distillation.md").read_text()
+    # The rerun loads the teacher and trains nothing, and gets the same rows.
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "teacher: loaded from" in second.stdout and "epoch 1:" not in second.stdout
+    assert json.loads(results.read_text())["rows"] == report["rows"]
