@@ -54,7 +54,7 @@ demo: $(VENV)/.demo-installed
 	$(PY) -m keras_kd demo
 
 test: $(VENV)/.backends-installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 	$(MAKE) --no-print-directory test-backends
 
 test-backends: $(VENV)/.backends-installed
