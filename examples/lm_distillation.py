@@ -369,16 +369,9 @@ def without_preprocessor(lm):
         lm.preprocessor = preprocessor
 
 
-def fit(model, student, epochs, seed, backup_dir=None):
+def fit(model, student, epochs, seed):
     """Trains `model` (the student itself or a distiller around it) with early
     stopping on the student's validation perplexity.
-
-    Args:
-        model, student: What trains, and the student whose perplexity stops it.
-        epochs: The epoch cap.
-        seed: The seed of the weights' initialization and the batches' order.
-        backup_dir: With a folder, a killed training resumes there from its
-            last finished epoch (`keras.callbacks.BackupAndRestore`).
 
     Returns:
         A dict: `epochs_run`, `best_epoch`, `validation_history`, `wall_s`.
@@ -386,12 +379,9 @@ def fit(model, student, epochs, seed, backup_dir=None):
     validation = ValidationPerplexity(student, validation_data)
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_perplexity", mode="min", patience=PATIENCE, restore_best_weights=True)
-    callbacks = [validation, stopping]
-    if backup_dir is not None:
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir))
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model.fit(batches(train_data, seed=seed), epochs=epochs, callbacks=callbacks, verbose=0)
+    model.fit(batches(train_data, seed=seed), epochs=epochs, callbacks=[validation, stopping], verbose=0)
     history = validation.history
     return {"epochs_run": len(history), "best_epoch": int(np.argmin(history)) + 1,
             "validation_history": history, "wall_s": time.perf_counter() - start}
@@ -445,10 +435,7 @@ else:
     teacher.compile(optimizer=optimizer(TEACHER_LEARNING_RATE, args.teacher_epochs), loss=sparse,
                     weighted_metrics=[], jit_compile=xla)
     with without_preprocessor(teacher):
-        # The teacher's ~40 minutes may span sessions: a killed run resumes
-        # from its last finished epoch.
-        record = fit(teacher, teacher, args.teacher_epochs, seed=0,
-                     backup_dir=os.path.join(work_dir, "teacher_backup"))
+        record = fit(teacher, teacher, args.teacher_epochs, seed=0)
     teacher.backbone.save_weights(teacher_weights)
     write_json(fingerprint_path, {"sha256": fingerprint(),
                                   "of": "tokenizer.proto + teacher.weights.h5 + teacher config"})
