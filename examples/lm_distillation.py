@@ -98,6 +98,8 @@ parser.add_argument("--retrain-teacher", action="store_true",
                     help="train the tokenizer's teacher again (and forget the students of the old one)")
 parser.add_argument("--no-xla", action="store_true",
                     help="train without XLA (by default every row's step is compiled with jit_compile=True)")
+parser.add_argument("--live-teacher", action="store_true",
+                    help="run the teacher every step in the keras_kd rows instead of reading its cached logits")
 parser.add_argument("--tiny", action="store_true", help="every step on a few hundred tweets (CI)")
 if parser.parse_known_args()[0].tiny:  # Tiny defaults; flags given still win.
     parser.set_defaults(**{name: value for name, value in TINY.items() if name not in ("teacher", "student")})
@@ -369,9 +371,13 @@ def without_preprocessor(lm):
         lm.preprocessor = preprocessor
 
 
-def fit(model, student, epochs, seed):
+def fit(model, student, epochs, seed, train_batches=None):
     """Trains `model` (the student itself or a distiller around it) with early
     stopping on the student's validation perplexity.
+
+    Args:
+        train_batches: Optional function of the seed returning the training
+            batches. Defaults to `batches(train_data, seed)`.
 
     Returns:
         A dict: `epochs_run`, `best_epoch`, `validation_history`, `wall_s`.
@@ -381,7 +387,8 @@ def fit(model, student, epochs, seed):
         monitor="val_perplexity", mode="min", patience=PATIENCE, restore_best_weights=True)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model.fit(batches(train_data, seed=seed), epochs=epochs, callbacks=[validation, stopping], verbose=0)
+    data = train_batches(seed) if train_batches else batches(train_data, seed=seed)
+    model.fit(data, epochs=epochs, callbacks=[validation, stopping], verbose=0)
     history = validation.history
     return {"epochs_run": len(history), "best_epoch": int(np.argmin(history)) + 1,
             "validation_history": history, "wall_s": time.perf_counter() - start}
@@ -418,6 +425,8 @@ if args.retrain_teacher:
         shutil.rmtree(os.path.join(work_dir, folder))
         os.makedirs(os.path.join(work_dir, folder))
 progress = read_json(progress_path, {"trainings": {}})
+for record in progress["trainings"].values():  # Trained before the cache existed: a live teacher.
+    record.setdefault("teacher_logits", None if record["row"] == "scratch" else "live")
 teacher = causal_lm(teacher_config, seed=0)
 if os.path.isfile(teacher_weights) and os.path.isfile(fingerprint_path):
     saved = read_json(fingerprint_path)
@@ -449,6 +458,78 @@ progress["teacher"] = dict(progress.get("teacher", {}), parameters=teacher.count
                            test_accuracy=teacher_scores["accuracy"])
 print(f"teacher: validation perplexity {progress['teacher']['validation_perplexity']:.2f}, "
       f"test perplexity {teacher_scores['perplexity']:.2f}")
+
+"""
+## The teacher's logits, computed once
+
+The training tweets are the same every epoch (no augmentation) and the teacher
+is frozen, so its logits are too: `keras_kd.TeacherCache` runs it once over
+them and writes its raw logits to a memory-mapped `.npy` file in the work
+folder (tweets × 48 × vocabulary, float32: 22.7 GB at full size). The
+keras_kd rows then read each batch's logits instead of running the teacher;
+`keras.distillation` has no such path, its teacher runs every step. The
+cached rows see the same tweets in the same order as the others: a
+`shuffle`'s order depends on its seed and size only, so the tweets' row
+numbers travel with them and pick their logits. `--live-teacher` runs the
+teacher every step instead.
+"""
+
+
+def teacher_cache():
+    """The `TeacherCache` of the training tweets, computed on first use."""
+    global cache
+    if cache is None:
+        path = os.path.join(work_dir, f"teacher_logits.{fingerprint()[:16]}.npy")
+        inputs = tf.data.Dataset.from_tensor_slices(train_data[0])
+        if os.path.isfile(path + ".json"):
+            cache = keras_kd.TeacherCache.load(path)
+        else:
+            for name in os.listdir(work_dir):  # Logits of an older teacher.
+                if name.startswith("teacher_logits."):
+                    os.remove(os.path.join(work_dir, name))
+            start = time.perf_counter()
+            cache = keras_kd.TeacherCache.compute(teacher, inputs, batch_size=EVALUATION_BATCH_SIZE,
+                                                  path=path, verbose=0)
+            progress["teacher_cache"] = {"wall_s": time.perf_counter() - start,
+                                         "bytes": os.path.getsize(path), "path": os.path.basename(path)}
+            save_progress()
+            print(f"teacher logits cached in {progress['teacher_cache']['wall_s']:.0f} s "
+                  f"({progress['teacher_cache']['bytes'] / 1e9:.1f} GB)", flush=True)
+        # The cache's own check that these logits belong to these tweets, in this order.
+        keras_kd.data.batch_format.check_fingerprint(
+            *keras_kd.data.batch_format.fingerprint(inputs), len(cache), cache.fingerprint,
+            "teacher logits")
+    return cache
+
+
+cache = None
+
+
+def cached_batches(seed):
+    """`batches(train_data, seed)` with each batch's teacher logits attached."""
+    logits = teacher_cache().logits
+    rows = np.arange(len(train_data[1]))
+
+    def attach(x, y, sample_weight, batch_rows):
+        batch_logits = tf.numpy_function(lambda r: np.asarray(logits[r]), [batch_rows], tf.float32)
+        batch_logits.set_shape((None,) + logits.shape[1:])
+        return keras_kd.data.batch_format.attach((x, y, sample_weight), batch_logits)
+
+    def dataset():
+        shuffled = tf.data.Dataset.from_tensor_slices((*train_data, rows)).shuffle(
+            len(rows), seed=seed, reshuffle_each_iteration=True)
+        return shuffled.batch(BATCH_SIZE).map(attach, num_parallel_calls=2).prefetch(tf.data.AUTOTUNE)
+
+    # The pairing, checked on a shuffled batch of a copy (iterating the one fit
+    # gets would move its shuffle on an epoch): its logits are the teacher's.
+    attached, _, _ = next(iter(dataset()))
+    live = np.asarray(teacher(attached[keras_kd.data.batch_format.INPUTS_KEY], training=False))
+    difference = float(np.abs(live - np.asarray(attached[keras_kd.data.batch_format.LOGITS_KEY])).max())
+    if difference > 1e-3:
+        raise SystemExit(f"The cached teacher logits do not match the teacher on a training batch "
+                         f"(max |difference| {difference:.3g}): delete {teacher_cache().path} and rerun.")
+    return dataset()
+
 
 """
 ## The rows: one student, six ways of training it
@@ -499,6 +580,7 @@ ROWS = {
     "keras_distillation": keras_distillation,
 }
 OTHER_DIVERGENCES = ("reverse_kl", "jsd", "skew_kl")
+KERAS_KD_ROWS = ("forward_kl", *OTHER_DIVERGENCES)
 
 
 def key_of(row, trial, seed):
@@ -531,15 +613,17 @@ def train(row, trial, seed):
     print(f"  {key}", flush=True)
     student = causal_lm(student_config, seed, trial["dropout"])
     model = ROWS[row](student, trial["learning_rate"])
+    cached = row in KERAS_KD_ROWS and not args.live_teacher
     if row == "scratch":
         with without_preprocessor(student):
             record = fit(model, student, args.epochs, seed)
     else:
-        record = fit(model, student, args.epochs, seed)
+        record = fit(model, student, args.epochs, seed, cached_batches if cached else None)
     scores = measure(student, test_data, per_sequence=True)
     np.save(os.path.join(work_dir, "nll", f"{key}.npy"), scores.pop("per_sequence"))
     student.backbone.save_weights(os.path.join(work_dir, "students", f"{key}.weights.h5"))
     record.update(row=row, seed=seed, trial=dict(trial), key=key, xla=xla,
+                  teacher_logits=None if row == "scratch" else "cached" if cached else "live",
                   validation_perplexity=min(record["validation_history"]),
                   test_perplexity=scores["perplexity"], test_accuracy=scores["accuracy"],
                   parameters=student.count_params())
@@ -646,6 +730,7 @@ for row in ROWS:
         "paired_vs_scratch": None if row == "scratch" else paired_t_test(sequence_nll(row) - scratch_nll),
         "wall_s_mean": mean_se([r["wall_s"] for r in records])[0],
         "epochs_run": [r["epochs_run"] for r in records], "parameters": records[0]["parameters"],
+        "teacher_logits": [r["teacher_logits"] for r in records],
     })
     print(f"{row}: test perplexity {perplexity:.2f}, accuracy {accuracy:.2%} ({len(records)} seeds)")
 progress["rows"] = rows
@@ -774,7 +859,17 @@ def row_line(r):
     return (f"| {r['row']} | {plus_minus(r['test_perplexity_mean'], r['test_perplexity_se'], '{:.2f}')} | "
             f"{plus_minus(100 * r['test_accuracy_mean'], accuracy_se, '{:.2f}')}% | {paired_text} | "
             f"{r['seeds']} | {r['trial']['learning_rate']:g}, {r['trial']['dropout']:g} | "
-            f"{r['wall_s_mean']:.0f} s |")
+            f"{r['wall_s_mean']:.0f} s{teacher_text(r['teacher_logits'])} |")
+
+
+def teacher_text(modes):
+    """How the row's teacher ran: nothing for scratch, else live / cached logits."""
+    counts = {mode: modes.count(mode) for mode in ("live", "cached") if mode in modes}
+    if not counts:
+        return ""
+    if len(counts) == 1:
+        return " (live teacher)" if "live" in counts else " (cached logits)"
+    return f" ({counts['live']} live teacher, {counts['cached']} cached logits)"
 
 
 def litert_line(r):
@@ -804,7 +899,9 @@ lines = [
     f"`alpha = {ALPHA:g}`. keras.distillation: its defaults, `LogitsDistillation()` (temperature "
     f"{KERAS_DEFAULTS['temperature']:g}, loss `{KERAS_DEFAULTS['loss']!r}`) and "
     f"`student_loss_weight = {KERAS_DEFAULTS['student_loss_weight']:g}`; it does not use "
-    f"`sample_weight`. The distilled setting was chosen among {len(TRIALS)} trials of forward_kl, "
+    f"`sample_weight`; its teacher runs every step, while keras_kd rows marked \"cached logits\" read "
+    f"the teacher's logits from a `keras_kd.TeacherCache` computed once (same tweets, same order). "
+    f"The distilled setting was chosen among {len(TRIALS)} trials of forward_kl, "
     f"scratch's among the same {len(TRIALS)}; the best other divergence on validation: {best_other}. "
     f"Paired test: per held-out tweet, its mean NLL per real token averaged over the row's seeds "
     f"minus scratch's; two-sided paired t-test over the {len(scratch_nll):,} test tweets "
@@ -831,7 +928,10 @@ lines += [
     f"tokens), {settings['validation_tweets']:,} validation, {settings['test_tweets']:,} test; sequence "
     f"{SEQUENCE_LENGTH}, batch {BATCH_SIZE}, vocabulary {args.vocabulary_size:,}; teacher cap "
     f"{args.teacher_epochs} epochs, student cap {args.epochs} epochs (patience {PATIENCE}); "
-    f"{len(progress['trainings'])} student trainings, {students_s / 60:.1f} min in all; the teacher's "
+    f"{len(progress['trainings'])} student trainings, {students_s / 60:.1f} min in all"
+    + (f", plus {progress['teacher_cache']['wall_s'] / 60:.1f} min to cache the teacher's logits once "
+       f"({progress['teacher_cache']['bytes'] / 1e9:.1f} GB on disk)" if "teacher_cache" in progress else "")
+    + "; the teacher's "
     f"one-time training {teacher_record.get('wall_s', float('nan')) / 60:.1f} min; this run "
     f"{progress['this_run_s'] / 60:.1f} min; XLA {'on' if xla else 'off'}; {os.cpu_count()} CPU cores.",
 ]

@@ -143,6 +143,11 @@ def test_lm_distillation_example_runs_tiny_and_resumes(tmp_path):
         assert math.isfinite(row["test_perplexity_mean"]) and 0 <= row["test_accuracy_mean"] <= 1
         assert (row["paired_vs_scratch"] is None) == (name == "scratch")
     assert len(report["trainings"]) == 10  # forward_kl and scratch: 3 trials each; 4 rows: 1.
+    # keras_kd rows read the teacher's logits from its cache; keras.distillation runs its teacher.
+    modes = {record["row"]: record["teacher_logits"] for record in report["trainings"].values()}
+    assert modes == {"scratch": None, "forward_kl": "cached", "reverse_kl": "cached", "jsd": "cached",
+                     "skew_kl": "cached", "keras_distillation": "live"}
+    assert report["teacher_cache"]["bytes"] == (tmp_path / "work" / report["teacher_cache"]["path"]).stat().st_size
     litert = {row["quantization"]: row for row in report["litert"]}
     assert set(litert) == {None, "dynamic", "int8"}
     for row in litert.values():
