@@ -23,6 +23,11 @@ CORE_TESTS := tests/test_backends.py tests/test_lifelong.py
 LM_JAX_TESTS := tests/test_lm_divergences.py tests/test_causal_lm.py tests/test_chunked_terms.py
 # ... and on PyTorch: the CausalLM path's core and the chunked loss.
 LM_TORCH_TESTS := raw_strings_and_their_preprocessed_form or fit_on_strings
+# pytest-xdist processes for the long suites: most of a test's time is
+# single-threaded (tracing, building, subprocess start-up), so two processes
+# keep both of CI's cores busy. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: demo test test-fast test-backends clean
 
@@ -54,18 +59,18 @@ demo: $(VENV)/.demo-installed
 	$(PY) -m keras_kd demo
 
 test: $(VENV)/.backends-installed
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q $(XDIST) --durations=30
 	$(MAKE) --no-print-directory test-backends
 
 test-backends: $(VENV)/.backends-installed
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(XDIST) $(CORE_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(CORE_TESTS)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(LM_JAX_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(XDIST) $(LM_JAX_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/test_causal_lm.py -k "$(LM_TORCH_TESTS)"
 	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/test_chunked_terms.py
 
 test-fast: $(VENV)/.test-installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
