@@ -84,7 +84,7 @@ def test_core_requirements_are_keras_and_numpy(metadata):
     assert "keras-hub" in by_extra["text"] and "tensorflow-datasets" in by_extra["examples"]
     everything = set().union(*(by_extra[e] for e in EXTRAS - {"all", "test"}))
     assert by_extra["all"] == everything
-    assert by_extra["test"] == everything | {"pytest", "hypothesis"}
+    assert by_extra["test"] == everything | {"pytest", "pytest-xdist", "hypothesis"}
 
 
 def test_extras_named_in_messages_exist(metadata):
