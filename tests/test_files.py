@@ -247,7 +247,7 @@ def test_demo_results_failing_mid_write(tmp_path, monkeypatch):
     small = lambda split, n: (split[0][:n], split[1][:n])  # noqa: E731
     monkeypatch.setattr(demo.job, "load", lambda *args: (small(train, 256), small(val, 64), small(test, 64)))
     with pytest.raises(_Failure):
-        demo.run(str(output), seeds=1, setting=demo.Setting(epochs=1), verbose=0)
+        demo.run(str(output), seeds=1, setting=demo.Setting(epochs=1, views=2), verbose=0)
     assert sorted(os.listdir(output)) == ["distilled_student_int8.tflite", "learning_curves.png", "results.md"]
     assert (output / "results.md").read_text() == "previous results\n"
 
