@@ -484,8 +484,8 @@ def teacher_cache():
         if os.path.isfile(path + ".json"):
             cache = keras_kd.TeacherCache.load(path)
         else:
-            for name in os.listdir(work_dir):  # Logits of an older teacher.
-                if name.startswith("teacher_logits."):
+            for name in os.listdir(work_dir):  # An older teacher's logits, or a killed run's half.
+                if name.startswith(("teacher_logits.", ".teacher_logits.")):
                     os.remove(os.path.join(work_dir, name))
             start = time.perf_counter()
             cache = keras_kd.TeacherCache.compute(teacher, inputs, batch_size=EVALUATION_BATCH_SIZE,
