@@ -24,6 +24,7 @@ and `[litert]` extras.
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import inspect
 import io
@@ -464,64 +465,53 @@ print(f"teacher: validation perplexity {progress['teacher']['validation_perplexi
 
 The training tweets are the same every epoch (no augmentation) and the teacher
 is frozen, so its logits are too: `keras_kd.TeacherCache` runs it once over
-them and writes its raw logits to a memory-mapped `.npy` file in the work
-folder (tweets × 48 × vocabulary, float32: 22.7 GB at full size). The
-keras_kd rows then read each batch's logits instead of running the teacher;
-`keras.distillation` has no such path, its teacher runs every step. The
-cached rows see the same tweets in the same order as the others: a
-`shuffle`'s order depends on its seed and size only, so the tweets' row
-numbers travel with them and pick their logits. `--live-teacher` runs the
+them and writes its raw logits to a `.npy` file in the work folder (tweets ×
+48 × vocabulary, float32: 22.7 GB at full size). The keras_kd rows then read
+each batch's logits instead of running the teacher; `keras.distillation` has
+no such path, its teacher runs every step. `TeacherCache.attach_batched`
+shuffles the tweets' row numbers exactly as `batches` shuffles the tweets (a
+`shuffle`'s order depends on its seed and size only), so the cached rows see
+the same tweets in the same order as the others, and it reads each batch's
+rows from the file with one `pread` per row: through a memory map, random rows
+of a file bigger than free memory fault in page by page, and that left the
+cached training no faster than the live teacher. `--live-teacher` runs the
 teacher every step instead.
 """
 
 
+@functools.cache
 def teacher_cache():
     """The `TeacherCache` of the training tweets, computed on first use."""
-    global cache
-    if cache is None:
-        path = os.path.join(work_dir, f"teacher_logits.{fingerprint()[:16]}.npy")
-        inputs = tf.data.Dataset.from_tensor_slices(train_data[0])
-        if os.path.isfile(path + ".json"):
-            cache = keras_kd.TeacherCache.load(path)
-        else:
-            for name in os.listdir(work_dir):  # An older teacher's logits, or a killed run's half.
-                if name.startswith(("teacher_logits.", ".teacher_logits.")):
-                    os.remove(os.path.join(work_dir, name))
-            start = time.perf_counter()
-            cache = keras_kd.TeacherCache.compute(teacher, inputs, batch_size=EVALUATION_BATCH_SIZE,
-                                                  path=path, verbose=0)
-            progress["teacher_cache"] = {"wall_s": time.perf_counter() - start,
-                                         "bytes": os.path.getsize(path), "path": os.path.basename(path)}
-            save_progress()
-            print(f"teacher logits cached in {progress['teacher_cache']['wall_s']:.0f} s "
-                  f"({progress['teacher_cache']['bytes'] / 1e9:.1f} GB)", flush=True)
-        # The cache's own check that these logits belong to these tweets, in this order.
-        keras_kd.data.batch_format.check_fingerprint(
-            *keras_kd.data.batch_format.fingerprint(inputs), len(cache), cache.fingerprint,
-            "teacher logits")
+    path = os.path.join(work_dir, f"teacher_logits.{fingerprint()[:16]}.npy")
+    if os.path.isfile(path + ".json"):
+        return keras_kd.TeacherCache.load(path)
+    for name in os.listdir(work_dir):  # An older teacher's logits, or a killed run's half.
+        if name.startswith(("teacher_logits.", ".teacher_logits.")):
+            os.remove(os.path.join(work_dir, name))
+    start = time.perf_counter()
+    cache = keras_kd.TeacherCache.compute(teacher, tf.data.Dataset.from_tensor_slices(train_data[0]),
+                                          batch_size=EVALUATION_BATCH_SIZE, path=path, verbose=0)
+    progress["teacher_cache"] = {"wall_s": time.perf_counter() - start,
+                                 "bytes": os.path.getsize(path), "path": os.path.basename(path)}
+    save_progress()
+    print(f"teacher logits cached in {progress['teacher_cache']['wall_s']:.0f} s "
+          f"({progress['teacher_cache']['bytes'] / 1e9:.1f} GB)", flush=True)
     return cache
 
 
-cache = None
-
-
 def cached_batches(seed):
-    """`batches(train_data, seed)` with each batch's teacher logits attached."""
-    logits = teacher_cache().logits
-    rows = np.arange(len(train_data[1]))
+    """`batches(train_data, seed)` with each batch's teacher logits attached.
 
-    def attach(x, y, sample_weight, batch_rows):
-        batch_logits = tf.numpy_function(lambda r: np.asarray(logits[r]), [batch_rows], tf.float32)
-        batch_logits.set_shape((None,) + logits.shape[1:])
-        return keras_kd.data.batch_format.attach((x, y, sample_weight), batch_logits)
-
+    `attach_batched` checks the tweets' fingerprint against the cache's and
+    shuffles row numbers like `batches` shuffles tweets; one batch of a copy
+    is then checked against the live teacher (iterating the dataset `fit`
+    gets would move its shuffle on an epoch).
+    """
     def dataset():
-        shuffled = tf.data.Dataset.from_tensor_slices((*train_data, rows)).shuffle(
-            len(rows), seed=seed, reshuffle_each_iteration=True)
-        return shuffled.batch(BATCH_SIZE).map(attach, num_parallel_calls=2).prefetch(tf.data.AUTOTUNE)
+        return teacher_cache().attach_batched(
+            tf.data.Dataset.from_tensor_slices(train_data), BATCH_SIZE, shuffle_seed=seed
+        ).prefetch(tf.data.AUTOTUNE)
 
-    # The pairing, checked on a shuffled batch of a copy (iterating the one fit
-    # gets would move its shuffle on an epoch): its logits are the teacher's.
     attached, _, _ = next(iter(dataset()))
     live = np.asarray(teacher(attached[keras_kd.data.batch_format.INPUTS_KEY], training=False))
     difference = float(np.abs(live - np.asarray(attached[keras_kd.data.batch_format.LOGITS_KEY])).max())

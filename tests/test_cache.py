@@ -139,3 +139,71 @@ def test_arrays_attach_as_a_dict_that_keras_shuffles(teacher, student):
     distiller.fit(attached, y, batch_size=16, shuffle=True, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"These teacher logits were computed for other data"):
         cache.attach(x[::-1].copy())
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_read_returns_the_rows_asked_for_in_their_order(teacher, tmp_path, storage, dtype):
+    examples = _examples()
+    path = None if storage == "memory" else tmp_path / "logits.npy"
+    cache = keras_kd.TeacherCache.compute(teacher, examples, dtype=dtype, path=path, verbose=0)
+    x, _ = make_data(n=96)
+    expected = np.asarray(teacher(x)).astype(dtype)
+    rows = np.array([95, 3, 3, 0, 41])  # Unsorted, repeated, both ends.
+    values = cache.read(rows)
+    assert values.dtype == np.dtype(dtype) and values.shape == (5,) + expected.shape[1:]
+    np.testing.assert_allclose(values, expected[rows], rtol=1e-6)
+    assert not isinstance(values, np.memmap)
+    assert cache.read(np.array([], np.int64)).shape == (0,) + expected.shape[1:]
+    with pytest.raises(ValueError, match=r"Argument `rows` must hold example numbers in \[0, 96\). Received: rows from 3 to 96"):
+        cache.read([3, 96])
+
+
+def test_read_refuses_a_truncated_cache_file(teacher, tmp_path):
+    path = tmp_path / "logits.npy"
+    keras_kd.TeacherCache.compute(teacher, _examples(), path=path, verbose=0)
+    cache = keras_kd.TeacherCache.load(path)
+    with open(path, "r+b") as f:  # Cut the last row in half after loading.
+        f.truncate(os.path.getsize(path) - cache.logits[0].nbytes // 2)
+    np.testing.assert_array_equal(cache.read([0]).shape, (1,) + cache.logits.shape[1:])
+    with pytest.raises(ValueError, match="The teacher cache file ends before its last row: it is truncated"):
+        cache.read([95])
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_attach_batched_shuffles_like_the_plain_dataset_and_pairs_each_row(teacher, tmp_path, storage):
+    examples = _examples()
+    path = None if storage == "memory" else tmp_path / "logits.npy"
+    cache = keras_kd.TeacherCache.compute(teacher, examples, path=path, verbose=0)
+    attached = cache.attach_batched(examples, 24, shuffle_seed=3)
+    plain = examples.shuffle(96, seed=3, reshuffle_each_iteration=True).batch(24)
+    epochs = []
+    for _ in range(2):  # Reshuffled each epoch, still in step with the plain dataset.
+        rows = []
+        for (batch_x, batch_y), (plain_x, plain_y) in zip(attached, plain, strict=True):
+            inputs = batch_x[keras_kd.cache.INPUTS_KEY]
+            np.testing.assert_array_equal(inputs, plain_x)
+            np.testing.assert_array_equal(batch_y, plain_y)
+            np.testing.assert_allclose(batch_x[keras_kd.cache.LOGITS_KEY], teacher(inputs), rtol=1e-5, atol=1e-6)
+            rows.append(inputs.numpy())
+        epochs.append(np.concatenate(rows))
+    x, _ = make_data(n=96)
+    assert not np.array_equal(epochs[0], x) and not np.array_equal(epochs[0], epochs[1])
+    in_order = np.concatenate([b[0][keras_kd.cache.INPUTS_KEY] for b in cache.attach_batched(examples, 40)])
+    np.testing.assert_array_equal(in_order, x)
+    with pytest.raises(ValueError, match=r"These teacher logits were computed for other data"):
+        cache.attach_batched(examples.take(95), 24)
+    with pytest.raises(ValueError, match=r"Argument `batch_size` must be an int >= 1. Received: batch_size=0"):
+        cache.attach_batched(examples, 0)
+
+
+def test_a_distiller_fits_on_attach_batched_without_running_the_teacher(student, tmp_path):
+    teacher = _counted_mlp(32, 1, "teacher")
+    examples = _examples()
+    cache = keras_kd.TeacherCache.compute(teacher, examples, path=tmp_path / "logits.npy", verbose=0)
+    counter = teacher.get_layer("counter").calls
+    calls_after_caching = counter.numpy()
+    distiller = keras_kd.Distiller(teacher, student, alpha=0.3).compile(optimizer="adam", loss=SPARSE)
+    history = distiller.fit(cache.attach_batched(examples, 16, shuffle_seed=1), epochs=3, verbose=0)
+    assert counter.numpy() == calls_after_caching
+    assert history.history["kl_loss"][-1] < history.history["kl_loss"][0]
