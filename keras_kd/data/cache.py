@@ -242,9 +242,10 @@ class TeacherCache:
 
         A cache in a file is read with one `os.preadv` call per row, not
         through its memory map: when the file is bigger than free memory,
-        random rows read through a memory map fault in page by page and spend
-        most of the time in the kernel (165 ms against 5–36 ms per 32-row
-        batch of a 22.7 GB cache in `benchmarks/cache_reads.py`).
+        random rows read through a memory map fault in page by page (on the
+        LM example's 22.7 GB cache, `benchmarks/cache_reads.py` measured a
+        median 92.8 ms per random 32-row batch through the memory map, 43.5 ms
+        with `read`).
 
         Args:
             rows: A 1-D array of example numbers, in any order, repeats
