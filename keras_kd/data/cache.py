@@ -319,6 +319,7 @@ class TeacherCache:
         dtype = tf.as_dtype(self.logits.dtype)
         shape = (None,) + tuple(self.logits.shape[1:])
 
+        @tf.autograph.experimental.do_not_convert  # Plain graph code: nothing to convert.
         def with_logits(element, rows):
             logits = tf.numpy_function(self.read, [rows], dtype, stateful=False)
             logits.set_shape(shape)
