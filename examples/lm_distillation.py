@@ -750,6 +750,30 @@ def chosen_student(row):
     return student_from(record["key"], record["trial"], record["seed"]), record
 
 
+def pad_probability(model, data):
+    """Mean probability `model` gives `<pad>` (id 0) where the target is a real token.
+
+    A student trained on the padding's labels (`keras.distillation` does not
+    use `sample_weight`) learns to predict `<pad>`; this says how much of its
+    probability that takes from the real next token.
+    """
+    probability_of_pad = tf.function(lambda x: tf.nn.softmax(tf.cast(model(x, training=False), "float32"))[..., 0])
+    x, y, weight = data
+    total = 0.0
+    for start in range(0, len(y), EVALUATION_BATCH_SIZE):
+        part = slice(start, start + EVALUATION_BATCH_SIZE)
+        total += float((np.asarray(probability_of_pad({k: v[part] for k, v in x.items()})) * weight[part]).sum())
+    return total / float(weight.sum())
+
+
+pad_probabilities = {"teacher": pad_probability(teacher, test_data)}
+for row in ROWS:
+    pad_probabilities[row] = pad_probability(chosen_student(row)[0], test_data)
+progress["pad_probability_at_real_tokens"] = pad_probabilities
+print("probability on <pad> at real target tokens (test): "
+      + ", ".join(f"{name} {value:.2%}" for name, value in pad_probabilities.items()))
+
+
 """
 ## Generations: the same prompts, greedy, for teacher, scratch and distilled
 """
@@ -913,6 +937,10 @@ lines = [
     f"Paired test: per held-out tweet, its mean NLL per real token averaged over the row's seeds "
     f"minus scratch's; two-sided paired t-test over the {len(scratch_nll):,} test tweets "
     f"({'scipy' if stats else 'normal approximation'}); negative is a gain.",
+    "",
+    "Mean probability each model gives `<pad>` where the held-out target is a real token (each row's "
+    "seed with the lowest validation perplexity): "
+    + ", ".join(f"{name} {value:.2%}" for name, value in pad_probabilities.items()) + ".",
     "",
     f"## {best_distilled_row} ({distilled_record['key']}) in LiteRT, on the first {count} test tweets",
     "",
