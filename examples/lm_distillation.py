@@ -835,8 +835,13 @@ keras_subset = measure(distilled_student, subset)
 litert = []
 for name, quantization in LITERT_FORMATS:
     path = os.path.join(work_dir, "litert", f"student_{quantization or 'float32'}.tflite")
-    report = keras_kd.export_tflite(on_phone, path, quantization=quantization,
-                                    representative_data=calibration, sample=subset_ids[:32])
+    try:
+        report = keras_kd.export_tflite(on_phone, path, quantization=quantization,
+                                        representative_data=calibration, sample=subset_ids[:32])
+    except keras_kd.ConversionError as error:  # Reported as a row: a result, not a crash.
+        litert.append({"format": name, "quantization": quantization, "error": str(error).splitlines()[0]})
+        print(f"LiteRT {name}: {litert[-1]['error']}")
+        continue
     scores, agree, max_diff = Scores(), 0.0, 0.0
     for start in range(0, count, 64):
         part = slice(start, start + 64)
@@ -859,6 +864,8 @@ for name, quantization in LITERT_FORMATS:
           f"top-1 agreement {litert[-1]['top1_agreement']:.2%}, max |diff| {max_diff:.3g}, "
           f"{report.bytes:,} bytes, {litert[-1]['median_latency_ms']:.2f} ms")
 float32_row = litert[0]
+if "error" in float32_row:
+    raise SystemExit(f"The float32 .tflite file does not run: {float32_row['error']}")
 if float32_row["top1_agreement"] < 0.99:
     raise SystemExit(f"The float32 .tflite file disagrees with Keras on "
                      f"{1 - float32_row['top1_agreement']:.2%} of the tokens: the export is wrong.")
@@ -904,6 +911,8 @@ def teacher_text(modes):
 
 
 def litert_line(r):
+    if "error" in r:
+        return f"| {r['format']} | fails: {r['error']} | | | | | |"
     return (f"| {r['format']} | {r['perplexity']:.2f} | {r['keras_perplexity']:.2f} | "
             f"{r['top1_agreement']:.2%} | {r['max_abs_diff']:.3g} | {r['bytes']:,} | "
             f"{r['median_latency_ms']:.2f} ms |")

@@ -238,3 +238,17 @@ def test_published_files_get_normal_permissions_not_mkstemps_0600(student, tmp_p
     for written in (path, tmp_path / "c.npy", tmp_path / "c.npy.json"):
         assert stat.S_IMODE(os.stat(written).st_mode) == 0o666 & ~umask, written
     assert len(cache) == 4
+
+
+def test_a_file_litert_cannot_run_is_removed_and_named(tmp_path, monkeypatch):
+    from keras_kd.deployment import export as export_module
+
+    def failing_interpreter(path, inputs):  # What LiteRT raises when a kernel fails.
+        raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.")
+
+    monkeypatch.setattr(export_module, "run_tflite", failing_interpreter)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    path = tmp_path / "model.tflite"
+    with pytest.raises(keras_kd.ConversionError, match=r"fails in the LiteRT interpreter: tflite/kernels/div.cc:262 .* The file was removed"):
+        keras_kd.export_tflite(model, path, sample=np.zeros((8, 4), "float32"))
+    assert os.listdir(tmp_path) == []

@@ -25,7 +25,7 @@ QUANTIZATIONS = (None, "dynamic", "float16", "int8")
 
 
 class ConversionError(RuntimeError):
-    """The TFLite converter could not convert the model; no file was written."""
+    """The model could not be converted to a file LiteRT runs; no file is left."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,16 @@ def export_tflite(
         if sample is None
         else _first_examples(sample, sample_size)
     )
-    return verify_tflite(model, path, inputs, quantization=quantization)
+    try:
+        return verify_tflite(model, path, inputs, quantization=quantization)
+    except RuntimeError as error:  # LiteRT could not run the file: do not leave it.
+        os.remove(path)
+        raise ConversionError(
+            f"The converted file {path!r} ({quantization or 'float32'}) fails in "
+            f"the LiteRT interpreter: {error}. The file was removed. A kernel "
+            "that fails only when quantized (e.g. an int8 divisor rounded to "
+            "its zero point) runs with quantization='dynamic' or None."
+        ) from error
 
 
 def check_export_path(path):
