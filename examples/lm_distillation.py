@@ -839,7 +839,8 @@ for name, quantization in LITERT_FORMATS:
         report = keras_kd.export_tflite(on_phone, path, quantization=quantization,
                                         representative_data=calibration, sample=subset_ids[:32])
     except keras_kd.ConversionError as error:  # Reported as a row: a result, not a crash.
-        litert.append({"format": name, "quantization": quantization, "error": str(error).splitlines()[0]})
+        message = str(error).splitlines()[0].replace(os.path.dirname(path) + os.sep, "")
+        litert.append({"format": name, "quantization": quantization, "error": message})
         print(f"LiteRT {name}: {litert[-1]['error']}")
         continue
     scores, agree, max_diff = Scores(), 0.0, 0.0
@@ -885,6 +886,8 @@ def plus_minus(mean, se, fmt):
 
 
 def p_text(p):
+    if p == 0.0:  # Below the smallest double: say so rather than print 0.
+        return "< 1e-300"
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
@@ -892,7 +895,7 @@ def row_line(r):
     """One table row of `rows`."""
     paired = r["paired_vs_scratch"]
     paired_text = "" if paired is None else (
-        f"{paired['mean']:+.4f} ± {paired['se']:.4f}, p = {p_text(paired['p'])}")
+        f"{paired['mean']:+.4f} ± {paired['se']:.4f}, p {'' if paired['p'] == 0.0 else '= '}{p_text(paired['p'])}")
     accuracy_se = None if r["test_accuracy_se"] is None else 100 * r["test_accuracy_se"]
     return (f"| {r['row']} | {plus_minus(r['test_perplexity_mean'], r['test_perplexity_se'], '{:.2f}')} | "
             f"{plus_minus(100 * r['test_accuracy_mean'], accuracy_se, '{:.2f}')}% | {paired_text} | "
