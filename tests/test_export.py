@@ -240,15 +240,20 @@ def test_published_files_get_normal_permissions_not_mkstemps_0600(student, tmp_p
     assert len(cache) == 4
 
 
-def test_a_file_litert_cannot_run_is_removed_and_named(tmp_path, monkeypatch):
+def test_a_file_litert_cannot_run_never_replaces_the_previous_one(tmp_path, monkeypatch):
     from keras_kd.deployment import export as export_module
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    path = tmp_path / "model.tflite"
+    sample = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    first = keras_kd.export_tflite(model, path, sample=sample)
+    assert first.path == str(path) and first.top1_agreement == 1.0
+    previous = path.read_bytes()
 
     def failing_interpreter(path, inputs):  # What LiteRT raises when a kernel fails.
         raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.")
 
     monkeypatch.setattr(export_module, "run_tflite", failing_interpreter)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    path = tmp_path / "model.tflite"
-    with pytest.raises(keras_kd.ConversionError, match=r"fails in the LiteRT interpreter: tflite/kernels/div.cc:262 .* The file was removed"):
-        keras_kd.export_tflite(model, path, sample=np.zeros((8, 4), "float32"))
-    assert os.listdir(tmp_path) == []
+    with pytest.raises(keras_kd.ConversionError, match=r"'model.tflite' \(dynamic\) fails in the LiteRT interpreter: tflite/kernels/div.cc:262 .* Nothing was written"):
+        keras_kd.export_tflite(model, path, quantization="dynamic", sample=sample)
+    assert os.listdir(tmp_path) == ["model.tflite"] and path.read_bytes() == previous

@@ -138,6 +138,11 @@ def export_tflite(
         quantization, representative_data, int8_io, input_spec,
         calibration_examples,
     )
+    inputs = (
+        _random_inputs(input_spec, 64)
+        if sample is None
+        else _first_examples(sample, sample_size)
+    )
     with files.atomic_write(path, suffix=".tflite") as temporary:
         try:
             model.export(
@@ -145,22 +150,17 @@ def export_tflite(
             )
         except Exception as error:  # The converter raises several types.
             raise ConversionError(_conversion_message(model, path, error)) from error
-
-    inputs = (
-        _random_inputs(input_spec, 64)
-        if sample is None
-        else _first_examples(sample, sample_size)
-    )
-    try:
-        return verify_tflite(model, path, inputs, quantization=quantization)
-    except RuntimeError as error:  # LiteRT could not run the file: do not leave it.
-        os.remove(path)
-        raise ConversionError(
-            f"The converted file {path!r} ({quantization or 'float32'}) fails in "
-            f"the LiteRT interpreter: {error}. The file was removed. A kernel "
-            "that fails only when quantized (e.g. an int8 divisor rounded to "
-            "its zero point) runs with quantization='dynamic' or None."
-        ) from error
+        try:  # Verified before the rename: a file LiteRT cannot run never replaces `path`.
+            report = verify_tflite(model, temporary, inputs, quantization=quantization)
+        except RuntimeError as error:
+            raise ConversionError(
+                f"The converted file for {os.path.basename(path)!r} "
+                f"({quantization or 'float32'}) fails in the LiteRT "
+                f"interpreter: {error}. Nothing was written. A kernel that "
+                "fails only when quantized (e.g. an int8 divisor rounded to "
+                "its zero point) runs with quantization='dynamic' or None."
+            ) from error
+    return dataclasses.replace(report, path=path)
 
 
 def check_export_path(path):
