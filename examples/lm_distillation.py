@@ -841,8 +841,7 @@ for name, quantization in LITERT_FORMATS:
         report = keras_kd.export_tflite(on_phone, path, quantization=quantization,
                                         representative_data=calibration, sample=subset_ids[:32])
     except keras_kd.ConversionError as error:  # Reported as a row: a result, not a crash.
-        message = str(error).splitlines()[0].replace(os.path.dirname(path) + os.sep, "")
-        litert.append({"format": name, "quantization": quantization, "error": message})
+        litert.append({"format": name, "quantization": quantization, "error": str(error).splitlines()[0]})
         print(f"LiteRT {name}: {litert[-1]['error']}")
         continue
     scores, agree, max_diff = Scores(), 0.0, 0.0
