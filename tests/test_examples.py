@@ -133,6 +133,8 @@ def test_lm_distillation_example_runs_tiny_and_resumes(tmp_path):
     modes = {record["row"]: record["teacher_logits"] for record in report["trainings"].values()}
     assert modes == {"scratch": None, "forward_kl": "cached", "reverse_kl": "cached", "jsd": "cached",
                      "skew_kl": "cached", "keras_distillation": "live"}
+    pad = report["pad_probability_at_real_tokens"]
+    assert set(pad) == {"teacher", *rows} and all(0 <= value <= 1 for value in pad.values())
     assert report["teacher_cache"]["bytes"] == (tmp_path / "work" / report["teacher_cache"]["path"]).stat().st_size
     litert = {row["quantization"]: row for row in report["litert"]}
     assert set(litert) == {None, "dynamic", "int8"}
