@@ -128,6 +128,10 @@ def int8_without_representative_data(teacher, folder):
     keras_kd.export_tflite(_student(), "student.tflite", quantization="int8")
 
 
+def float_ops_without_int8(teacher, folder):
+    keras_kd.export_tflite(_student(), "student.tflite", quantization="dynamic", float_ops=("DIV",))
+
+
 def unknown_quantization(teacher, folder):
     keras_kd.callbacks.TFLiteExport("student.tflite", quantization="int4")
 
@@ -269,7 +273,7 @@ CASES = {
         one_hot_labels_with_sparse_loss, no_labels_with_positive_alpha,
         cache_of_other_data, cache_of_a_batched_dataset, cache_path_not_npy,
         export_path_not_tflite, export_into_missing_folder,
-        int8_without_representative_data, unknown_quantization,
+        int8_without_representative_data, float_ops_without_int8, unknown_quantization,
         export_monitoring_an_unlogged_value, scheduler_on_a_plain_model,
         scheduler_for_an_unknown_value, schedule_that_goes_nonfinite,
         augmentation_not_callable, augmentation_that_resizes, mixing_inside_augmentation,

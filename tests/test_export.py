@@ -190,6 +190,8 @@ def test_bad_export_arguments(trained_student, tmp_path):
         keras_kd.export_tflite(trained_student, tmp_path / "s.tflite", quantization="int8")
     with pytest.raises(ValueError, match=r"Argument `representative_data` is required"):
         keras_kd.callbacks.TFLiteExport(tmp_path / "s.tflite", quantization="int8")
+    with pytest.raises(ValueError, match=r"Argument `float_ops` applies to quantization='int8' only"):
+        keras_kd.callbacks.TFLiteExport(tmp_path / "s.tflite", float_ops=("DIV",))
     assert os.listdir(tmp_path) == []
 
 
@@ -257,3 +259,75 @@ def test_a_file_litert_cannot_run_never_replaces_the_previous_one(tmp_path, monk
     with pytest.raises(keras_kd.ConversionError, match=r"'model.tflite' \(dynamic\) fails in the LiteRT interpreter: tflite/kernels/div.cc:262 .* Nothing was written"):
         keras_kd.export_tflite(model, path, quantization="dynamic", sample=sample)
     assert os.listdir(tmp_path) == ["model.tflite"] and path.read_bytes() == previous
+
+
+class _RmsNormalize(keras.layers.Layer):
+    """x / rms(x), as in a transformer's RMS normalization (a DIV in TFLite)."""
+
+    def call(self, x):
+        mean_square = keras.ops.mean(keras.ops.square(x), axis=-1, keepdims=True)
+        return x * keras.ops.reciprocal(keras.ops.sqrt(mean_square + 1e-6))
+
+
+def _rms_model_and_inputs():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8), _RmsNormalize(), keras.layers.Dense(4)],
+        name="rms_student",
+    )
+    rng = np.random.default_rng(0)  # Rows whose sizes span five decades.
+    x = rng.normal(size=(256, 8)) * 10.0 ** rng.uniform(-3, 2, size=(256, 1))
+    return model, x.astype("float32")
+
+
+def _op_input_dtypes(path, op_name):
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    return [
+        [dtypes[i] for i in op["inputs"] if i >= 0]
+        for op in interpreter._get_ops_details()
+        if op["op_name"] == op_name
+    ]
+
+
+def test_float_ops_keep_an_int8_divisor_off_its_zero_point(tmp_path):
+    model, x = _rms_model_and_inputs()
+    path = tmp_path / "rms.tflite"
+    # Full-integer: small rows' root-mean-square rounds to the zero point, and
+    # LiteRT's int8 DIV kernel refuses to divide by it.
+    with pytest.raises(keras_kd.ConversionError, match=r"fails in the LiteRT interpreter: .*div.*float_ops=\('DIV',\)"):
+        keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, sample=x)
+    assert os.listdir(tmp_path) == []
+    report = keras_kd.export_tflite(
+        model, path, quantization="int8", representative_data=x, sample=x, float_ops=["div", "mul"]
+    )  # MUL too: the reciprocal spans five decades, which int8 cannot hold.
+    assert report.path == str(path)
+    # Rows whose size int8 inputs hold (scale 10 to 100) keep their class; the
+    # tiny rows only calibrated the divisor down to the zero point.
+    held = x[np.sqrt(np.mean(x**2, axis=1)) > 10.0]
+    _, outputs = _run_litert(path, held)
+    expected = model.predict(held, verbose=0)
+    assert len(held) > 40 and np.mean(outputs.argmax(-1) == expected.argmax(-1)) >= 0.9
+    # In the file LiteRT runs: the division is float32, the dense layers int8.
+    for op_name in ("DIV", "MUL"):
+        assert _op_input_dtypes(path, op_name) and all(
+            dtype == np.float32 for inputs in _op_input_dtypes(path, op_name) for dtype in inputs
+        )
+    fully_connected = _op_input_dtypes(path, "FULLY_CONNECTED")
+    assert len(fully_connected) == 2 and all(inputs[0] == np.int8 and inputs[1] == np.int8 for inputs in fully_connected)
+    assert os.listdir(tmp_path) == ["rms.tflite"]
+
+
+def test_float_ops_errors(tmp_path):
+    model, x = _rms_model_and_inputs()
+    path = tmp_path / "rms.tflite"
+    with pytest.raises(ValueError, match=r"Argument `float_ops` applies to quantization='int8' only .* Received: float_ops=\('DIV',\), quantization='dynamic'"):
+        keras_kd.export_tflite(model, path, quantization="dynamic", float_ops=("DIV",))
+    with pytest.raises(ValueError, match=r"Argument `float_ops` must be a sequence of TFLite op names"):
+        keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, float_ops="DIV")
+    with pytest.raises(ValueError, match=r"`float_ops` and `int8_io=True` cannot be combined"):
+        keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, float_ops=("DIV",), int8_io=True)
+    with pytest.raises(ValueError, match=r"Argument `float_ops` names \['SOFTMAX'\], which the converted model does not contain; its ops are \[.*'DIV'.*\]"):
+        keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, float_ops=("DIV", "SOFTMAX"))
+    assert os.listdir(tmp_path) == []

@@ -32,6 +32,8 @@ class TFLiteExport(keras.callbacks.Callback):
             else min), as in `keras.callbacks.ModelCheckpoint`. Defaults to
             `"auto"`.
         int8_io: Bool, see `export_tflite`. Defaults to `False`.
+        float_ops: Optional TFLite op names kept in float32 in the `"int8"`
+            mode, see `export_tflite`. Defaults to `None`.
         verbose: Int. `1` prints the report at the end (to the `"keras_kd"`
             log instead where Keras's interactive logging is disabled).
             Defaults to `1`.
@@ -55,6 +57,7 @@ class TFLiteExport(keras.callbacks.Callback):
         monitor=None,
         mode="auto",
         int8_io=False,
+        float_ops=None,
         verbose=1,
     ):
         super().__init__()
@@ -68,6 +71,7 @@ class TFLiteExport(keras.callbacks.Callback):
                 "Argument `representative_data` is required for "
                 "quantization='int8'. Received: representative_data=None"
             )
+        float_ops = export.check_float_ops(float_ops, quantization, int8_io)
         if mode not in ("auto", "min", "max"):
             raise ValueError(
                 "Argument `mode` must be one of ('auto', 'min', 'max'). "
@@ -79,6 +83,7 @@ class TFLiteExport(keras.callbacks.Callback):
         self.sample = sample
         self.monitor = monitor
         self.int8_io = int8_io
+        self.float_ops = float_ops
         self.verbose = verbose
         if mode == "auto":
             mode = "max" if monitor and "acc" in monitor else "min"
@@ -120,4 +125,5 @@ class TFLiteExport(keras.callbacks.Callback):
             representative_data=self.representative_data,
             sample=self.sample,
             int8_io=self.int8_io,
+            float_ops=self.float_ops or None,
         )

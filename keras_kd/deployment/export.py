@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import re
+import tempfile
 import time
 
 import numpy as np
@@ -68,6 +69,7 @@ def export_tflite(
     int8_io=False,
     sample=None,
     calibration_examples=200,
+    float_ops=None,
 ):
     """Converts `model` to a `.tflite` file, atomically, and verifies it.
 
@@ -81,6 +83,15 @@ def export_tflite(
     Float inputs and integer inputs (e.g. int32 token ids) keep their dtype
     under every quantization; `int8_io=True` makes float inputs and the
     outputs int8 in the `"int8"` mode.
+
+    Some activations int8 cannot hold. A transformer's attention scores are
+    masked with a large negative number (-1e9 in Keras), and that number
+    sets their int8 scale: every real score rounds to the same step and the
+    attention becomes uniform. An RMS normalization divides by a root-mean-
+    square that can round to the zero point, and LiteRT's int8 DIV kernel
+    then fails. `float_ops` keeps the named built-in ops in float32 and
+    quantizes the rest, with TensorFlow's selective quantization
+    (`tf.lite.experimental.QuantizationDebugger`'s `denylisted_ops`).
 
     Args:
         model: A built `keras.Model` with one input (Sequential, Functional
@@ -100,6 +111,10 @@ def export_tflite(
             inputs.
         calibration_examples: Int, how many examples calibrate int8.
             Defaults to `200`.
+        float_ops: Optional sequence of TFLite built-in op names (as LiteRT
+            names them, e.g. `("DIV", "SOFTMAX")`) kept in float32 in the
+            `"int8"` mode; every other op is int8. Each name must occur in
+            the model. Defaults to `None`: every op int8.
 
     Returns:
         An `ExportReport`.
@@ -112,6 +127,14 @@ def export_tflite(
         representative_data=train_ds,
     )
     print(report)
+
+    # A keras-hub causal LM: the attention scores' path and the RMS
+    # normalization's division stay float32.
+    keras_kd.export_tflite(
+        lm_on_phone, "lm.tflite", quantization="int8",
+        representative_data=token_ids,
+        float_ops=("BATCH_MATMUL", "RESHAPE", "SELECT_V2", "SOFTMAX", "DIV"),
+    )
     ```
     """
     backends.require_tensorflow("export_tflite")
@@ -128,6 +151,7 @@ def export_tflite(
             "it): pass a few hundred training inputs. Received: "
             "representative_data=None"
         )
+    float_ops = check_float_ops(float_ops, quantization, int8_io)
     path = check_export_path(path)
     sample_size = 10_000
     if sample is None:
@@ -145,11 +169,16 @@ def export_tflite(
     )
     with files.atomic_write(path, suffix=".tflite") as temporary:
         try:
-            model.export(
-                temporary, format="litert", verbose=False, **converter_options
-            )
+            if float_ops:
+                _convert_keeping_float_ops(model, temporary, converter_options, float_ops)
+            else:
+                model.export(
+                    temporary, format="litert", verbose=False, **converter_options
+                )
         except Exception as error:  # The converter raises several types.
             raise ConversionError(_conversion_message(model, path, error)) from error
+        if float_ops:
+            _check_float_ops_in_file(temporary, float_ops)
         try:  # Verified before the rename: a file LiteRT cannot run never replaces `path`.
             report = verify_tflite(model, temporary, inputs, quantization=quantization)
         except RuntimeError as error:
@@ -158,7 +187,8 @@ def export_tflite(
                 f"({quantization or 'float32'}) fails in the LiteRT "
                 f"interpreter: {error}. Nothing was written. A kernel that "
                 "fails only when quantized (e.g. an int8 divisor rounded to "
-                "its zero point) runs with quantization='dynamic' or None."
+                "its zero point) runs with its op kept in float "
+                "(float_ops=('DIV',)), or with quantization='dynamic' or None."
             ) from error
     return dataclasses.replace(report, path=path)
 
@@ -349,6 +379,78 @@ def _converter_options(quantization, data, int8_io, input_spec, examples):
                 options["inference_input_type"] = tf.int8
             options["inference_output_type"] = tf.int8
     return options
+
+
+def check_float_ops(float_ops, quantization, int8_io):
+    """Checks `export_tflite`'s `float_ops` against its other arguments.
+
+    Args:
+        float_ops: `None` or a sequence of TFLite op names.
+        quantization: The export's quantization.
+        int8_io: The export's `int8_io`.
+
+    Returns:
+        The names as an upper-case tuple (empty for `None`).
+    """
+    if float_ops is None:
+        return ()
+    if isinstance(float_ops, str) or not all(isinstance(op, str) for op in float_ops):
+        raise ValueError(
+            "Argument `float_ops` must be a sequence of TFLite op names, e.g. "
+            f"('SOFTMAX', 'DIV'). Received: float_ops={float_ops!r}"
+        )
+    if quantization != "int8":
+        raise ValueError(
+            "Argument `float_ops` applies to quantization='int8' only (the "
+            "other modes keep every activation in float). Received: "
+            f"float_ops={tuple(float_ops)!r}, quantization={quantization!r}"
+        )
+    if int8_io:
+        raise ValueError(
+            "Arguments `float_ops` and `int8_io=True` cannot be combined: the "
+            "selective quantization behind `float_ops` keeps float inputs and "
+            "outputs. Received: int8_io=True"
+        )
+    return tuple(op.upper() for op in float_ops)
+
+
+def _convert_keeping_float_ops(model, path, options, float_ops):
+    """Writes `model` to `path` in int8, except the ops named in `float_ops`."""
+    with tempfile.TemporaryDirectory() as saved_model:
+        model.export(saved_model, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = options["optimizations"]
+        converter.representative_dataset = options["representative_dataset"]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,  # The float kernels of `float_ops`.
+        ]
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=options["representative_dataset"],
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_ops=list(float_ops)
+            ),
+        )
+        flatbuffer = debugger.get_nondebug_quantized_model()
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+
+
+def _check_float_ops_in_file(path, float_ops):
+    """Raises if a name in `float_ops` is no op of the file (a typo would
+    otherwise leave every op int8 without a word)."""
+    Interpreter = _optional.require(  # noqa: N806
+        "ai_edge_litert.interpreter", "litert", "`keras_kd.export_tflite`"
+    ).Interpreter
+    ops = {op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()}
+    missing = [op for op in float_ops if op not in ops]
+    if missing:
+        raise ValueError(
+            f"Argument `float_ops` names {missing}, which the converted model "
+            f"does not contain; its ops are {sorted(ops)}. Received: "
+            f"float_ops={float_ops!r}"
+        )
 
 
 def _first_examples(data, limit):
