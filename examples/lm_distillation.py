@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -84,7 +85,19 @@ TRIALS = (
     {"learning_rate": 3e-3, "dropout": 0.1},
 )
 PROMPTS = ("I love", "The flight was", "My new iPhone")
-LITERT_FORMATS = (("float32", None), ("dynamic-range int8", "dynamic"), ("full-integer int8", "int8"))
+# (name, file, quantization, float_ops). Full-integer int8 three times: as the
+# converter makes it, then with ops that int8 cannot hold kept in float32
+# (`keras_kd.export_tflite(float_ops=...)`): the RMS normalizations' division,
+# then also the attention scores' path (their mask's -1e9 sets their int8 scale).
+ATTENTION_SCORE_OPS = ("BATCH_MATMUL", "RESHAPE", "SELECT_V2", "SOFTMAX")
+LITERT_FORMATS = (
+    ("float32", "float32", None, None),
+    ("dynamic-range int8", "dynamic", "dynamic", None),
+    ("full-integer int8", "int8", "int8", None),
+    ("full-integer int8, division in float", "int8_div_float", "int8", ("DIV",)),
+    ("full-integer int8, division and attention scores in float", "int8_div_attention_float", "int8",
+     ("DIV", *ATTENTION_SCORE_OPS)),
+)
 LATENCY_RUNS = 100
 TINY = dict(train_examples=300, validation_examples=100, test_examples=100, vocabulary_size=300,
             teacher_epochs=1, epochs=1, seeds=1, litert_examples=100,
@@ -792,7 +805,7 @@ for name, lm in (("teacher", teacher), (f"scratch ({scratch_record['key']})", sc
 progress["generations"] = generations
 
 """
-## The distilled student on the phone: three `.tflite` files
+## The distilled student on the phone: float32 and int8 `.tflite` files
 
 The exported forward pass takes `token_ids` only, at the fixed context of 48
 tokens; the padding mask is derived inside (`token_ids != 0`, `<pad>` is 0).
@@ -800,6 +813,13 @@ No KV cache: one call scores a whole context. `keras_kd.export_tflite`
 converts with built-in ops only and verifies each file in LiteRT; below each
 file is measured on the first `--litert-examples` test tweets against the
 Keras student, over real tokens.
+
+Full-integer int8 is made three times. Two kinds of activation in a Gemma
+block do not fit int8: the RMS normalizations divide by a root-mean-square
+that can round to the zero point (LiteRT's int8 DIV kernel then refuses to
+run), and the attention scores are masked with -1e9, which sets their int8
+range so that every real score rounds to the same step. `float_ops` keeps
+those ops in float32 and everything else int8.
 """
 
 
@@ -827,6 +847,19 @@ def median_latency_ms(path, token_ids):
     return 1000 * float(np.median(times[1:]))  # The first call warms up.
 
 
+def attention_score_scale(path):
+    """The int8 step of the attention scores entering SOFTMAX, or None in float."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "SOFTMAX":
+            scores = tensors[op["inputs"][0]]
+            return float(scores["quantization"][0]) if scores["dtype"] == np.int8 else None
+    return None
+
+
 on_phone = phone_model(distilled_student)
 count = settings["litert_examples"]
 subset = tuple(part[:count] if not isinstance(part, dict) else {k: v[:count] for k, v in part.items()}
@@ -835,13 +868,15 @@ subset_ids = subset[0]["token_ids"]
 calibration = train_data[0]["token_ids"][:256]
 keras_subset = measure(distilled_student, subset)
 litert = []
-for name, quantization in LITERT_FORMATS:
-    path = os.path.join(work_dir, "litert", f"student_{quantization or 'float32'}.tflite")
+for name, file, quantization, float_ops in LITERT_FORMATS:
+    path = os.path.join(work_dir, "litert", f"student_{file}.tflite")
     try:
         report = keras_kd.export_tflite(on_phone, path, quantization=quantization,
-                                        representative_data=calibration, sample=subset_ids[:32])
+                                        representative_data=calibration, sample=subset_ids[:32],
+                                        float_ops=float_ops)
     except keras_kd.ConversionError as error:  # Reported as a row: a result, not a crash.
-        litert.append({"format": name, "quantization": quantization, "error": str(error).splitlines()[0]})
+        litert.append({"format": name, "file": file, "quantization": quantization,
+                       "float_ops": float_ops, "error": str(error).splitlines()[0]})
         print(f"LiteRT {name}: {litert[-1]['error']}")
         continue
     scores, agree, max_diff = Scores(), 0.0, 0.0
@@ -856,7 +891,8 @@ for name, quantization in LITERT_FORMATS:
         max_diff = max(max_diff, float(np.abs(logits - expected).max()))
     summary = scores.summary()
     litert.append({
-        "format": name, "quantization": quantization, "bytes": report.bytes,
+        "format": name, "file": file, "quantization": quantization, "float_ops": float_ops,
+        "attention_score_scale": attention_score_scale(path), "bytes": report.bytes,
         "perplexity": summary["perplexity"], "accuracy": summary["accuracy"],
         "keras_perplexity": keras_subset["perplexity"], "top1_agreement": agree / summary["tokens"],
         "max_abs_diff": max_diff, "median_latency_ms": median_latency_ms(path, subset_ids),
@@ -914,15 +950,56 @@ def teacher_text(modes):
     return f" ({counts['live']} live teacher, {counts['cached']} cached logits)"
 
 
+def kernel_error(r):
+    """The LiteRT kernel's own words in a failed row's error."""
+    found = re.search(r"interpreter: (.*?)\.* Nothing was written", r["error"])
+    return f"`{found.group(1)}`" if found else r["error"]
+
+
 def litert_line(r):
     if "error" in r:
-        return f"| {r['format']} | fails: {r['error']} | | | | | |"
+        return f"| {r['format']} | fails in LiteRT: {kernel_error(r)} | | | | | |"
     return (f"| {r['format']} | {r['perplexity']:.2f} | {r['keras_perplexity']:.2f} | "
             f"{r['top1_agreement']:.2%} | {r['max_abs_diff']:.3g} | {r['bytes']:,} | "
             f"{r['median_latency_ms']:.2f} ms |")
 
 
+def int8_notes(rows, distillation_gain):
+    """What the full-integer int8 rows show, in words, from their numbers.
+
+    Args:
+        rows: The LiteRT rows.
+        distillation_gain: 1 - the best distilled row's mean test perplexity
+            over scratch's.
+    """
+    by_file = {r["file"]: r for r in rows}
+    notes = []
+    plain, div, both = by_file["int8"], by_file["int8_div_float"], by_file["int8_div_attention_float"]
+    if "error" in plain:
+        notes.append(f"- As the converter makes it, the full-integer file does not run: {kernel_error(plain)}. "
+                     "A DIV in this model is an RMS normalization's division by a root-mean-square, "
+                     "here rounded to its int8 zero point.")
+    else:
+        notes.append(f"- As the converter makes it, the full-integer file runs: perplexity "
+                     f"{plain['perplexity']:.2f}.")
+    if "error" not in div:
+        scale = ("" if div["attention_score_scale"] is None else
+                 f"; the attention scores' int8 step there is {div['attention_score_scale']:.3g}")
+        notes.append(f"- With the division in float32 (`float_ops=('DIV',)`): perplexity "
+                     f"{div['perplexity']:.2f}, top-1 agreement {div['top1_agreement']:.2%}{scale}.")
+    if "error" not in both:
+        cost = both["perplexity"] / both["keras_perplexity"] - 1
+        notes.append(f"- With the attention scores' ops in float32 too (`float_ops={('DIV', *ATTENTION_SCORE_OPS)}`, "
+                     f"which keeps every RESHAPE float as well; every layer with weights, the embedding, "
+                     f"the MLP and the residual adds stay int8): "
+                     f"perplexity {both['perplexity']:.2f} against Keras's {both['keras_perplexity']:.2f}, "
+                     f"{cost:+.1%}, top-1 agreement {both['top1_agreement']:.2%}. For scale: distillation "
+                     f"lowered the mean perplexity by {distillation_gain:.1%} against scratch.")
+    return notes
+
+
 teacher_record = progress["teacher"]
+by_row = {r["row"]: r for r in rows}
 students_s = sum(r["wall_s"] for r in progress["trainings"].values())
 progress["student_training_s"] = students_s
 progress["this_run_s"] = time.time() - started
@@ -966,6 +1043,9 @@ lines = [
     "",
     f"Agreement and perplexity over the {litert[0]['tokens']:,} real tokens of those tweets; latency "
     f"is the median of {LATENCY_RUNS} passes, batch 1, 1 thread.",
+    "",
+    *int8_notes(litert, 1 - by_row[best_distilled_row]["test_perplexity_mean"]
+                / by_row["scratch"]["test_perplexity_mean"]),
     "",
     "## Generations (greedy, `max_length=30`)",
     "",

@@ -136,11 +136,17 @@ def test_lm_distillation_example_runs_tiny_and_resumes(tmp_path):
     pad = report["pad_probability_at_real_tokens"]
     assert set(pad) == {"teacher", *rows} and all(0 <= value <= 1 for value in pad.values())
     assert report["teacher_cache"]["bytes"] == (tmp_path / "work" / report["teacher_cache"]["path"]).stat().st_size
-    litert = {row["quantization"]: row for row in report["litert"]}
-    assert set(litert) == {None, "dynamic", "int8"}
-    for row in litert.values():
+    litert = {row["file"]: row for row in report["litert"]}
+    assert set(litert) == {"float32", "dynamic", "int8", "int8_div_float", "int8_div_attention_float"}
+    for name, row in litert.items():
+        if name == "int8" and "error" in row:  # The converter's own full-integer file may not run.
+            assert "fails in the LiteRT interpreter" in row["error"]
+            continue
         assert 0 <= row["top1_agreement"] <= 1 and math.isfinite(row["perplexity"]) and row["bytes"] > 0
-    assert litert[None]["top1_agreement"] >= 0.99 and litert[None]["max_abs_diff"] < 1e-3
+    assert litert["float32"]["top1_agreement"] >= 0.99 and litert["float32"]["max_abs_diff"] < 1e-3
+    # Attention scores in float32: no int8 step; the division alone: the mask's range sets one.
+    assert litert["int8_div_attention_float"]["attention_score_scale"] is None
+    assert litert["int8_div_float"]["attention_score_scale"] > 1e3
     assert all(len(texts) == 3 for texts in report["generations"].values()) and len(report["generations"]) == 3
     assert (tmp_path / "work" / "tokenizer.proto").is_file()
     assert (tmp_path / "work" / "teacher.fingerprint.json").is_file()

@@ -324,7 +324,7 @@ def test_float_ops_errors(tmp_path):
     path = tmp_path / "rms.tflite"
     with pytest.raises(ValueError, match=r"Argument `float_ops` applies to quantization='int8' only .* Received: float_ops=\('DIV',\), quantization='dynamic'"):
         keras_kd.export_tflite(model, path, quantization="dynamic", float_ops=("DIV",))
-    with pytest.raises(ValueError, match=r"Argument `float_ops` must be a sequence of TFLite op names"):
+    with pytest.raises(ValueError, match=r"Argument `float_ops` must be a list or tuple of TFLite op names"):
         keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, float_ops="DIV")
     with pytest.raises(ValueError, match=r"`float_ops` and `int8_io=True` cannot be combined"):
         keras_kd.export_tflite(model, path, quantization="int8", representative_data=x, float_ops=("DIV",), int8_io=True)

@@ -111,7 +111,7 @@ def export_tflite(
             inputs.
         calibration_examples: Int, how many examples calibrate int8.
             Defaults to `200`.
-        float_ops: Optional sequence of TFLite built-in op names (as LiteRT
+        float_ops: Optional list or tuple of TFLite built-in op names (as LiteRT
             names them, e.g. `("DIV", "SOFTMAX")`) kept in float32 in the
             `"int8"` mode; every other op is int8. Each name must occur in
             the model. Defaults to `None`: every op int8.
@@ -170,7 +170,9 @@ def export_tflite(
     with files.atomic_write(path, suffix=".tflite") as temporary:
         try:
             if float_ops:
-                _convert_keeping_float_ops(model, temporary, converter_options, float_ops)
+                _convert_keeping_float_ops(
+                    model, temporary, converter_options, float_ops, input_spec
+                )
             else:
                 model.export(
                     temporary, format="litert", verbose=False, **converter_options
@@ -394,9 +396,11 @@ def check_float_ops(float_ops, quantization, int8_io):
     """
     if float_ops is None:
         return ()
-    if isinstance(float_ops, str) or not all(isinstance(op, str) for op in float_ops):
+    if not isinstance(float_ops, (list, tuple)) or not all(
+        isinstance(op, str) for op in float_ops
+    ):
         raise ValueError(
-            "Argument `float_ops` must be a sequence of TFLite op names, e.g. "
+            "Argument `float_ops` must be a list or tuple of TFLite op names, e.g. "
             f"('SOFTMAX', 'DIV'). Received: float_ops={float_ops!r}"
         )
     if quantization != "int8":
@@ -414,10 +418,13 @@ def check_float_ops(float_ops, quantization, int8_io):
     return tuple(op.upper() for op in float_ops)
 
 
-def _convert_keeping_float_ops(model, path, options, float_ops):
+def _convert_keeping_float_ops(model, path, options, float_ops, input_spec):
     """Writes `model` to `path` in int8, except the ops named in `float_ops`."""
     with tempfile.TemporaryDirectory() as saved_model:
-        model.export(saved_model, format="tf_saved_model", verbose=False)
+        model.export(
+            saved_model, format="tf_saved_model", verbose=False,
+            input_signature=[input_spec],
+        )
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.optimizations = options["optimizations"]
         converter.representative_dataset = options["representative_dataset"]
