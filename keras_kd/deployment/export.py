@@ -170,9 +170,16 @@ def export_tflite(
     with files.atomic_write(path, suffix=".tflite") as temporary:
         try:
             if float_ops:
-                _convert_keeping_float_ops(
-                    model, temporary, converter_options, float_ops, input_spec
-                )
+                with tempfile.TemporaryDirectory() as saved_model:
+                    model.export(
+                        saved_model, format="tf_saved_model", verbose=False,
+                        input_signature=[input_spec],
+                    )
+                    flatbuffer = _quantize_keeping_float_ops(
+                        saved_model, converter_options, float_ops
+                    )
+                with open(temporary, "wb") as f:
+                    f.write(flatbuffer)
             else:
                 model.export(
                     temporary, format="litert", verbose=False, **converter_options
@@ -418,30 +425,24 @@ def check_float_ops(float_ops, quantization, int8_io):
     return tuple(op.upper() for op in float_ops)
 
 
-def _convert_keeping_float_ops(model, path, options, float_ops, input_spec):
-    """Writes `model` to `path` in int8, except the ops named in `float_ops`."""
-    with tempfile.TemporaryDirectory() as saved_model:
-        model.export(
-            saved_model, format="tf_saved_model", verbose=False,
-            input_signature=[input_spec],
-        )
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        converter.optimizations = options["optimizations"]
-        converter.representative_dataset = options["representative_dataset"]
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,  # The float kernels of `float_ops`.
-        ]
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_dataset=options["representative_dataset"],
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_ops=list(float_ops)
-            ),
-        )
-        flatbuffer = debugger.get_nondebug_quantized_model()
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
+def _quantize_keeping_float_ops(saved_model, options, float_ops):
+    """The `.tflite` bytes of `saved_model` in int8, except the ops named in
+    `float_ops` (TensorFlow's selective quantization)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    converter.optimizations = options["optimizations"]
+    converter.representative_dataset = options["representative_dataset"]
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,  # The float kernels of `float_ops`.
+    ]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=options["representative_dataset"],
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=list(float_ops)
+        ),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def _check_float_ops_in_file(path, float_ops):
