@@ -505,8 +505,9 @@ the same tweets in the same order as the others, and it reads each batch's
 rows from the file with one `pread` per row: through a memory map, random rows
 of a file bigger than free memory fault in page by page, and that left the
 cached training no faster than the live teacher. With `pread` and the malloc
-setting above, a cached forward-KL training took 565-583 s in the full run,
-and keras.distillation with its live teacher 949 s. `--live-teacher` runs the
+setting above, a cached forward-KL training at the chosen setting took
+544-583 s in the full run (3 seeds), and keras.distillation
+with its live teacher 949 s. `--live-teacher` runs the
 teacher every step instead.
 """
 
